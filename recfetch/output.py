@@ -1,0 +1,391 @@
+"""Everything the user sees: tables, JSON/JSONL/CSV, download events, progress, errors.
+
+The only module that imports rich. stdout carries data; progress, warnings and
+errors go to stderr, progress only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from recfetch.errors import RecfetchError
+from recfetch.redact import scrub
+
+FORMATS = ("table", "json", "jsonl", "csv")
+SCHEMA_VERSION = 1
+
+
+class Ui:
+    """Stream and colour settings for one invocation."""
+
+    def __init__(
+        self,
+        *,
+        quiet: bool = False,
+        verbose: int = 0,
+        progress: bool = True,
+        color: str = "auto",
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self.quiet = quiet
+        self.verbose = verbose
+        no_color = color == "never" or (color == "auto" and bool(os.environ.get("NO_COLOR")))
+        force = color == "always"
+        self.err = Console(
+            file=self.stderr,
+            no_color=no_color,
+            force_terminal=True if force else None,
+            highlight=False,
+            soft_wrap=True,
+        )
+        self.out = Console(
+            file=self.stdout,
+            no_color=no_color,
+            force_terminal=True if force else None,
+            highlight=False,
+            soft_wrap=True,
+        )
+        self.json_errors = False
+        self.show_progress = progress and not quiet and self.err.is_terminal
+
+    # -- messages on stderr ---------------------------------------------
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(scrub(message), markup=False)
+
+    def warn(self, message: str) -> None:
+        self.err.print(scrub(message), style="yellow", markup=False)
+
+    def debug(self, message: str) -> None:
+        if self.verbose:
+            self.err.print(scrub(message), style="dim", markup=False)
+
+    def error(self, exc: RecfetchError) -> None:
+        if self.json_errors:
+            payload = exc.to_json()
+            payload["message"] = scrub(str(payload["message"]))
+            self.stderr.write(json.dumps(payload) + "\n")
+            self.stderr.flush()
+            return
+        self.err.print(f"error: {scrub(exc.one_line())}", style="red", markup=False)
+
+    # -- data on stdout ----------------------------------------------------
+    def line(self, text: str) -> None:
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+
+# ---------------------------------------------------------------------------
+# records
+
+
+TABLE_COLUMNS = ("ref", "status", "started_at", "duration_s", "size_bytes", "direction", "filename")
+CSV_COLUMNS = (
+    "provider", "profile", "ref", "id", "status", "provider_status", "downloadable",
+    "started_at", "ended_at", "duration_s", "size_bytes", "media_type", "filename",
+    "call_id", "direction", "from", "to", "raw",
+)
+
+
+def write_records(
+    ui: Ui,
+    records: Iterable[Mapping[str, Any]],
+    fmt: str,
+    *,
+    columns: tuple[str, ...] = TABLE_COLUMNS,
+    title: str | None = None,
+) -> int:
+    """Write records in ``fmt``; jsonl and csv stream as records arrive. Returns the count."""
+    count = 0
+    out = ui.stdout
+    if fmt == "jsonl":
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.flush()
+            count += 1
+        return count
+    if fmt == "csv":
+        writer: csv.DictWriter[str] | None = None
+        for record in records:
+            if writer is None:
+                fields = list(record.keys())
+                writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+                writer.writeheader()
+            writer.writerow({k: _csv_cell(v) for k, v in record.items()})
+            out.flush()
+            count += 1
+        return count
+    if fmt == "json":
+        # One document, written item by item so a huge listing never sits in memory.
+        out.write('{"schema_version": %d, "items": [' % SCHEMA_VERSION)
+        for record in records:
+            out.write(("\n  " if count == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False))
+            out.flush()
+            count += 1
+        out.write("\n]}\n" if count else "]}\n")
+        out.flush()
+        return count
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for record in records:
+        table.add_row(*(_cell(record.get(c)) for c in columns))
+        count += 1
+    if count:
+        ui.out.print(table)
+    elif not ui.quiet:
+        ui.err.print("no recordings matched", markup=False)
+    return count
+
+
+def write_one(ui: Ui, record: Mapping[str, Any], fmt: str) -> None:
+    """`show`: one record; table format prints key/value pairs."""
+    if fmt in ("json", "jsonl"):
+        ui.line(json.dumps(record, ensure_ascii=False, indent=2 if fmt == "json" else None))
+        return
+    if fmt == "csv":
+        write_records(ui, [record], "csv")
+        return
+    table = Table(show_header=False, box=None)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in record.items():
+        if key == "raw":
+            continue
+        table.add_row(key, _cell(value))
+    ui.out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None:
+        return ""
+    return value
+
+
+# ---------------------------------------------------------------------------
+# download events
+
+
+class EventWriter:
+    """`download`/`pull` results: per-file lines and a summary, in the chosen format."""
+
+    def __init__(self, ui: Ui, fmt: str) -> None:
+        self.ui = ui
+        self.fmt = fmt
+        self._items: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._rows: list[dict[str, Any]] = []
+
+    def file(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            if self.fmt == "jsonl":
+                self.ui.line(json.dumps(event, ensure_ascii=False))
+            elif self.fmt == "json":
+                self._items.append(event)
+            elif self.fmt == "csv":
+                self._rows.append(event)
+            else:
+                self._human(event)
+
+    def _human(self, event: dict[str, Any]) -> None:
+        outcome = event["outcome"]
+        if outcome == "downloaded":
+            if not self.ui.quiet:
+                self.ui.line(f"downloaded  {event['path']}  ({human_bytes(event['bytes'])})")
+        elif outcome == "skipped":
+            if self.ui.verbose or not self.ui.quiet:
+                where = f"  {event['path']}" if event.get("path") else ""
+                self.ui.err.print(
+                    f"skipped     {event['ref']}{where}  ({event.get('reason') or 'skipped'})",
+                    markup=False, style="dim",
+                )
+        else:
+            err = event.get("error") or {}
+            self.ui.err.print(
+                f"failed      {event['ref']}: {scrub(str(err.get('message') or event.get('reason')))}",
+                markup=False, style="red",
+            )
+
+    def summary(self, summary: dict[str, Any], failures: list[dict[str, Any]]) -> None:
+        if self.fmt == "jsonl":
+            self.ui.line(json.dumps({"type": "summary", **summary}))
+        elif self.fmt == "json":
+            doc = {"schema_version": SCHEMA_VERSION, "items": self._items, "summary": summary}
+            self.ui.line(json.dumps(doc, ensure_ascii=False, indent=2))
+        elif self.fmt == "csv":
+            buf = io.StringIO()
+            fields = ["type", "ref", "provider", "outcome", "reason", "path", "bytes", "sha256"]
+            writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            for row in self._rows:
+                writer.writerow({k: _csv_cell(row.get(k)) for k in fields})
+            self.ui.stdout.write(buf.getvalue())
+            self.ui.stdout.flush()
+        if self.fmt == "table" or self.fmt not in ("json", "jsonl", "csv") or (failures and not self.ui.json_errors):
+            self.human_summary(summary, failures)
+
+    def human_summary(self, summary: dict[str, Any], failures: list[dict[str, Any]]) -> None:
+        if self.ui.quiet and not failures:
+            return
+        text = (
+            f"{summary['downloaded']} downloaded, {summary['skipped']} skipped, "
+            f"{summary['failed']} failed; {human_bytes(summary['bytes'])} "
+            f"in {summary['seconds']:.1f}s"
+        )
+        self.ui.err.print(text, markup=False, style="bold" if not failures else "red")
+        for item in failures:
+            err = item.get("error") or {}
+            self.ui.err.print(
+                f"  failed {item['ref']}: {scrub(str(err.get('message') or item.get('reason')))}",
+                markup=False,
+            )
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+# ---------------------------------------------------------------------------
+# progress
+
+
+class NullProgress:
+    """The do-nothing twin of RichProgress (not a terminal, --quiet, --no-progress)."""
+
+    def __enter__(self) -> NullProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def set_total_files(self, n: int | None) -> None:
+        pass
+
+    def file_started(self, key: str, name: str, total: int | None, completed: int) -> None:
+        pass
+
+    def file_advance(self, key: str, n: int) -> None:
+        pass
+
+    def file_reset(self, key: str, completed: int, total: int | None) -> None:
+        pass
+
+    def file_finished(self, key: str, ok: bool) -> None:
+        pass
+
+
+class RichProgress(NullProgress):
+    """One display for a batch: a bar per file in flight plus an overall line."""
+
+    def __init__(self, ui: Ui) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=ui.err,
+            transient=False,
+        )
+        self._lock = threading.Lock()
+        self._tasks: dict[str, TaskID] = {}
+        self._overall: TaskID | None = None
+        self._done = 0
+        self._files: int | None = None
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        self._overall = self._progress.add_task("total", total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def _label(self) -> str:
+        files = "?" if self._files is None else str(self._files)
+        return f"total {self._done}/{files} files"
+
+    def set_total_files(self, n: int | None) -> None:
+        with self._lock:
+            self._files = n
+            if self._overall is not None:
+                self._progress.update(self._overall, description=self._label())
+
+    def file_started(self, key: str, name: str, total: int | None, completed: int) -> None:
+        with self._lock:
+            short = name if len(name) <= 40 else "…" + name[-39:]
+            self._tasks[key] = self._progress.add_task(short, total=total, completed=completed)
+            if self._overall is not None:
+                self._progress.advance(self._overall, completed)
+
+    def file_advance(self, key: str, n: int) -> None:
+        task = self._tasks.get(key)
+        if task is not None:
+            self._progress.advance(task, n)
+            if self._overall is not None:
+                self._progress.advance(self._overall, n)
+
+    def file_reset(self, key: str, completed: int, total: int | None) -> None:
+        task = self._tasks.get(key)
+        if task is not None:
+            self._progress.update(task, completed=completed, total=total)
+
+    def file_finished(self, key: str, ok: bool) -> None:
+        with self._lock:
+            task = self._tasks.pop(key, None)
+            if task is not None:
+                self._progress.remove_task(task)
+            self._done += 1
+            if self._overall is not None:
+                self._progress.update(self._overall, description=self._label())
+
+
+def progress_for(ui: Ui) -> NullProgress:
+    return RichProgress(ui) if ui.show_progress else NullProgress()
+
+
+def iter_counted(items: Iterable[Any]) -> Iterator[Any]:
+    yield from items

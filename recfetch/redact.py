@@ -1,0 +1,66 @@
+"""Keeping secrets and presigned URLs out of every sink: messages, logs, tracebacks."""
+
+from __future__ import annotations
+
+import re
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+SENSITIVE_HEADERS = frozenset(
+    {
+        "authorization",
+        "x-client-secret",
+        "x-client-id",
+        "x-auth-token",
+        "api-key",
+        "x-auth-key",
+        "cookie",
+        "set-cookie",
+    }
+)
+
+_URL_RE = re.compile(r"https?://[^\s\"'<>]+")
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so that `scrub` removes it from any text we emit."""
+    if value and len(value) >= 4:
+        with _lock:
+            _secrets.add(value)
+
+
+def mask(value: str | None) -> str:
+    """`****abcd`: enough to tell two keys apart, never enough to use one."""
+    if not value:
+        return ""
+    return "****" + value[-4:] if len(value) > 8 else "****"
+
+
+def redact_url(url: str) -> str:
+    """The URL without query, fragment or userinfo (presigned signatures live there)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<url>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    suffix = "?<redacted>" if parts.query else ""
+    return urlunsplit((parts.scheme, host, parts.path, "", "")) + suffix
+
+
+def scrub(text: str) -> str:
+    """Remove registered secrets and URL query strings from ``text``."""
+    text = _URL_RE.sub(lambda m: redact_url(m.group(0)), text)
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, "****")
+    return text
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: ("****" if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers.items()}
