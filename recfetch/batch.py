@@ -145,8 +145,9 @@ def run_batch(
                 try:
                     hook(recording, res)
                 except RecfetchError as exc:
-                    return FileResult(res.ref, "failed", str(exc), res.path, res.bytes,
-                                      res.sha256, exc, res.mints)
+                    return FileResult(
+                        res.ref, "failed", str(exc), res.path, res.bytes, res.sha256, exc, res.mints
+                    )
             if opts.archive is not None:
                 opts.archive.add(recording, res)
         return res
@@ -178,27 +179,35 @@ def run_batch(
             if opts.archive is not None and not opts.overwrite:
                 existing = opts.archive.has(provider.name, provider.profile, recording.ref)
                 if existing is not None:
-                    record(FileResult(recording.ref, "skipped", "in archive", existing, 0,
-                                      None, None))
+                    record(FileResult(recording.ref, "skipped", "in archive", existing, 0, None, None))
                     continue
             path = target_path(opts, recording)
             if path in seen_paths:
                 path = path.with_name(f"{path.stem}_{len(seen_paths)}{path.suffix}")
             seen_paths.add(path)
-            if not opts.overwrite and path.exists() and (
-                recording.size_bytes is None or path.stat().st_size == recording.size_bytes
+            if (
+                not opts.overwrite
+                and path.exists()
+                and (recording.size_bytes is None or path.stat().st_size == recording.size_bytes)
             ):
-                record(FileResult(recording.ref, "skipped", "already present", path, 0,
-                                  None, None))
+                record(FileResult(recording.ref, "skipped", "already present", path, 0, None, None))
                 continue
             if opts.max_files is not None and count >= opts.max_files:
                 result.truncated = True
                 break
             count += 1
             if opts.dry_run:
-                on_event({**event_for(provider.name, FileResult(
-                    recording.ref, "skipped", "dry run: would download", path, 0, None, None)),
-                    "size_bytes": recording.size_bytes})
+                on_event(
+                    {
+                        **event_for(
+                            provider.name,
+                            FileResult(
+                                recording.ref, "skipped", "dry run: would download", path, 0, None, None
+                            ),
+                        ),
+                        "size_bytes": recording.size_bytes,
+                    }
+                )
                 result.skipped += 1
                 continue
             with lock:

@@ -194,9 +194,7 @@ def resolve(
 def run_secret_command(command: str, *, key: str) -> str:
     """Run a `<key>_cmd` and return its stripped stdout; never echo what it printed."""
     try:
-        proc = subprocess.run(
-            command, shell=True, capture_output=True, text=True, timeout=60, check=False
-        )
+        proc = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, check=False)
     except subprocess.TimeoutExpired:
         raise ConfigError(f"{key}_cmd did not finish within 60 s", hint="check the command") from None
     if proc.returncode != 0:
@@ -263,9 +261,7 @@ def split_dotted(name: str) -> tuple[str, str]:
     if not match:
         from recfetch.errors import UsageError
 
-        raise UsageError(
-            f"expected PROVIDER.KEY, got {name!r}", hint="for example: kazoo.base_url"
-        )
+        raise UsageError(f"expected PROVIDER.KEY, got {name!r}", hint="for example: kazoo.base_url")
     return match.group(1), match.group(2)
 
 

@@ -103,9 +103,24 @@ class Ui:
 
 TABLE_COLUMNS = ("ref", "status", "started_at", "duration_s", "size_bytes", "direction", "filename")
 CSV_COLUMNS = (
-    "provider", "profile", "ref", "id", "status", "provider_status", "downloadable",
-    "started_at", "ended_at", "duration_s", "size_bytes", "media_type", "filename",
-    "call_id", "direction", "from", "to", "raw",
+    "provider",
+    "profile",
+    "ref",
+    "id",
+    "status",
+    "provider_status",
+    "downloadable",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "size_bytes",
+    "media_type",
+    "filename",
+    "call_id",
+    "direction",
+    "from",
+    "to",
+    "raw",
 )
 
 
@@ -139,7 +154,7 @@ def write_records(
         return count
     if fmt == "json":
         # One document, written item by item so a huge listing never sits in memory.
-        out.write('{"schema_version": %d, "items": [' % SCHEMA_VERSION)
+        out.write(f'{{"schema_version": {SCHEMA_VERSION}, "items": [')
         for record in records:
             out.write(("\n  " if count == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False))
             out.flush()
@@ -233,13 +248,15 @@ class EventWriter:
                 where = f"  {event['path']}" if event.get("path") else ""
                 self.ui.err.print(
                     f"skipped     {event['ref']}{where}  ({event.get('reason') or 'skipped'})",
-                    markup=False, style="dim",
+                    markup=False,
+                    style="dim",
                 )
         else:
             err = event.get("error") or {}
             self.ui.err.print(
                 f"failed      {event['ref']}: {scrub(str(err.get('message') or event.get('reason')))}",
-                markup=False, style="red",
+                markup=False,
+                style="red",
             )
 
     def summary(self, summary: dict[str, Any], failures: list[dict[str, Any]]) -> None:
@@ -257,7 +274,11 @@ class EventWriter:
                 writer.writerow({k: _csv_cell(row.get(k)) for k in fields})
             self.ui.stdout.write(buf.getvalue())
             self.ui.stdout.flush()
-        if self.fmt == "table" or self.fmt not in ("json", "jsonl", "csv") or (failures and not self.ui.json_errors):
+        if (
+            self.fmt == "table"
+            or self.fmt not in ("json", "jsonl", "csv")
+            or (failures and not self.ui.json_errors)
+        ):
             self.human_summary(summary, failures)
 
     def human_summary(self, summary: dict[str, Any], failures: list[dict[str, Any]]) -> None:

@@ -33,8 +33,9 @@ def parse_duration(value: str, *, flag: str = "--overlap") -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
-def parse_time(value: str, *, tz: str | None = None, now: datetime | None = None,
-               flag: str = "--since") -> datetime:
+def parse_time(
+    value: str, *, tz: str | None = None, now: datetime | None = None, flag: str = "--since"
+) -> datetime:
     """Resolve ``value`` to an aware UTC datetime."""
     text = value.strip()
     now = now or datetime.now(UTC)
@@ -53,9 +54,7 @@ def parse_time(value: str, *, tz: str | None = None, now: datetime | None = None
     except ValueError:
         raise UsageError(f"cannot read {flag} {value!r}", hint=HELP) from None
     if parsed.tzinfo is None:
-        raise UsageError(
-            f"{flag} {value!r} has no UTC offset", hint="add Z or an offset such as +02:00"
-        )
+        raise UsageError(f"{flag} {value!r} has no UTC offset", hint="add Z or an offset such as +02:00")
     return parsed.astimezone(UTC)
 
 

@@ -46,8 +46,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def sandbox_profile(sandbox: Sandbox, config_file: Path, monkeypatch: pytest.MonkeyPatch
-                    ) -> Sandbox:
+def sandbox_profile(sandbox: Sandbox, config_file: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     """The sandbox's profile written to the test's config and made active."""
     sandbox.write_profile(config_file, "sandbox")
     monkeypatch.setenv("RECFETCH_PROFILE", "sandbox")
@@ -78,8 +77,7 @@ def cli() -> Any:
 
     runner = CliRunner()
 
-    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None
-               ) -> Result:
+    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
         res = runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
         return Result(res.exit_code, res.stdout, res.stderr)
 
@@ -90,12 +88,17 @@ def cli() -> Any:
 def cli_proc() -> Any:
     """Run recfetch as a real process: cli_proc("kazoo", "list", input=..., timeout=...)."""
 
-    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None,
-               timeout: float = 60) -> Result:
+    def invoke(
+        *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> Result:
         full_env = {**os.environ, **(env or {})}
         proc = subprocess.run(
             [sys.executable, "-m", "recfetch", *args],
-            input=input, capture_output=True, text=True, env=full_env, timeout=timeout,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
             check=False,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
@@ -107,8 +110,7 @@ def storage_requests(sandbox: Sandbox) -> list[Any]:
     return sandbox.storage.server.requests()
 
 
-CREDENTIAL_HEADERS = ("authorization", "x-client-secret", "x-client-id", "x-auth-token",
-                      "api-key", "cookie")
+CREDENTIAL_HEADERS = ("authorization", "x-client-secret", "x-client-id", "x-auth-token", "api-key", "cookie")
 
 
 def assert_no_credentials_at_storage(sandbox: Sandbox) -> None:

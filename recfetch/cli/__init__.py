@@ -24,8 +24,7 @@ class Color(str, Enum):
 
 app = typer.Typer(
     name="recfetch",
-    help="List and download call recordings from Kismet, Cloudflare RealtimeKit, Kazoo, "
-    "Kaleyra and Bird.",
+    help="List and download call recordings from Kismet, Cloudflare RealtimeKit, Kazoo, Kaleyra and Bird.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
@@ -42,13 +41,40 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    profile: Annotated[str | None, typer.Option("--profile", "-p", envvar="RECFETCH_PROFILE", help="Profile to use (default: default_profile in the config, else `default`).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", envvar="RECFETCH_CONFIG", help="Config file (default: the platform's user config dir).", dir_okay=False)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or chatter, only errors.")] = False,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="Debug logs on stderr (secrets redacted); repeatable.")] = 0,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            envvar="RECFETCH_PROFILE",
+            help="Profile to use (default: default_profile in the config, else `default`).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar="RECFETCH_CONFIG",
+            help="Config file (default: the platform's user config dir).",
+            dir_okay=False,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress or chatter, only errors.")
+    ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, help="Debug logs on stderr (secrets redacted); repeatable."
+        ),
+    ] = 0,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Never show progress bars.")] = False,
-    color: Annotated[Color, typer.Option("--color", help="Colour on stderr/stdout: auto honours NO_COLOR and terminals.")] = Color.auto,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    color: Annotated[
+        Color, typer.Option("--color", help="Colour on stderr/stdout: auto honours NO_COLOR and terminals.")
+    ] = Color.auto,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """List and download call recordings from five providers' REST APIs."""
     ui = Ui(quiet=quiet, verbose=verbose, progress=not no_progress, color=color.value)

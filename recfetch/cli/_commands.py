@@ -39,7 +39,11 @@ def _json_mode(fmt: str) -> None:
 
 
 def build_query(
-    *, since: str | None, until: str | None, tz: str | None, limit: int | None,
+    *,
+    since: str | None,
+    until: str | None,
+    tz: str | None,
+    limit: int | None,
     options: Mapping[str, Any],
 ) -> ListQuery:
     rt = current()
@@ -47,16 +51,16 @@ def build_query(
     start = timeparse.parse_time(since, tz=tz, flag="--since") if since else None
     end = timeparse.parse_time(until, tz=tz, flag="--until") if until else None
     if start and end and start >= end:
-        raise UsageError("--since must be before --until",
-                         hint=f"the window resolved to {iso(start)} .. {iso(end)}")
+        raise UsageError(
+            "--since must be before --until", hint=f"the window resolved to {iso(start)} .. {iso(end)}"
+        )
     if start or end:
         rt.ui.debug(f"time window (UTC): {iso(start) or '-'} .. {iso(end) or 'now'}")
     clean = {k: v for k, v in options.items() if v not in (None, [], ())}
     return ListQuery(since=start, until=end, limit=limit, options=clean)
 
 
-def limited(records: Iterable[Recording], limit: int | None, what: str = "recordings"
-            ) -> Iterator[Recording]:
+def limited(records: Iterable[Recording], limit: int | None, what: str = "recordings") -> Iterator[Recording]:
     """Stop after ``limit`` and say so on stderr (never a silent cap)."""
     if limit is None:
         yield from records
@@ -81,12 +85,16 @@ def read_refs(refs: list[str]) -> Iterator[str]:
                 try:
                     obj = json.loads(text)
                 except ValueError:
-                    raise UsageError(f"stdin line {line_no} is not valid JSON",
-                                     hint="send one ref per line, or JSONL records with a ref field") from None
+                    raise UsageError(
+                        f"stdin line {line_no} is not valid JSON",
+                        hint="send one ref per line, or JSONL records with a ref field",
+                    ) from None
                 value = obj.get("ref") if isinstance(obj, dict) else None
                 if not isinstance(value, str) or not value:
-                    raise UsageError(f"stdin line {line_no} has no \"ref\" field",
-                                     hint="pipe `list --jsonl` output, or one ref per line")
+                    raise UsageError(
+                        f'stdin line {line_no} has no "ref" field',
+                        hint="pipe `list --jsonl` output, or one ref per line",
+                    )
                 yield value
             else:
                 yield text
@@ -124,13 +132,24 @@ def login(name: str, values: dict[str, Any], *, no_verify: bool) -> None:
             if not interactive:
                 continue
             current_value = existing.get(setting.key)
-            shown = "" if current_value is None else (
-                " [keep current]" if setting.secret else f" [{current_value}]")
-            answer = typer.prompt(f"{setting.key}{shown}", default="" if current_value is not None or not setting.required else None,
-                                  hide_input=setting.secret, show_default=False)
+            shown = (
+                ""
+                if current_value is None
+                else (" [keep current]" if setting.secret else f" [{current_value}]")
+            )
+            answer = typer.prompt(
+                f"{setting.key}{shown}",
+                default="" if current_value is not None or not setting.required else None,
+                hide_input=setting.secret,
+                show_default=False,
+            )
             if answer:
                 given[setting.key] = answer
-        merged = {k: str(v) for k, v in existing.items() if not k.endswith("_cmd") or k.removesuffix("_cmd") not in given}
+        merged = {
+            k: str(v)
+            for k, v in existing.items()
+            if not k.endswith("_cmd") or k.removesuffix("_cmd") not in given
+        }
         merged.update(given)
         for key in given:
             merged.pop(key + "_cmd", None)
@@ -138,7 +157,9 @@ def login(name: str, values: dict[str, Any], *, no_verify: bool) -> None:
         try:
             cls.check_settings(resolved)
         except ConfigError as exc:
-            raise UsageError(exc.message, hint=f"pass it as an option, see `recfetch {name} login --help`") from None
+            raise UsageError(
+                exc.message, hint=f"pass it as an option, see `recfetch {name} login --help`"
+            ) from None
         if not no_verify:
             provider = cls(resolved, profile=rt.profile, state_dir=config.state_dir(), stop=rt.stop)
             try:
@@ -157,8 +178,14 @@ def login(name: str, values: dict[str, Any], *, no_verify: bool) -> None:
 
 
 def list_recordings(
-    name: str, *, fmt: str, options: dict[str, Any], since: str | None, until: str | None,
-    tz: str | None, limit: int | None,
+    name: str,
+    *,
+    fmt: str,
+    options: dict[str, Any],
+    since: str | None,
+    until: str | None,
+    tz: str | None,
+    limit: int | None,
 ) -> None:
     _json_mode(fmt)
 
@@ -200,13 +227,15 @@ def url(name: str, ref: str, *, as_json: bool, options: dict[str, Any]) -> None:
             if not recording.downloadable:
                 raise UsageError(
                     f"{name} recording {ref} has no file to download"
-                    f" ({recording.skip_reason or recording.status})")
+                    f" ({recording.skip_reason or recording.status})"
+                )
             target = provider.mint(recording)
             if not target.printable:
                 raise UsageError(
                     f"{name} serves recordings only to requests carrying your credentials, "
                     "so there is no URL that is safe to print",
-                    hint=f"use `recfetch {name} download {ref}`")
+                    hint=f"use `recfetch {name} download {ref}`",
+                )
             if as_json:
                 rt.ui.line(json.dumps({"url": target.url, "expires_at": iso(target.expires_at)}))
             else:
@@ -235,11 +264,17 @@ def _downloads(
     rt = current()
     writer = EventWriter(rt.ui, fmt)
     with signals_stop(rt.stop), progress_for(rt.ui) as progress:
-        downloader = Downloader(retries=retries, reporter=progress, stop=rt.stop,
-                                overwrite=opts.overwrite)
+        downloader = Downloader(retries=retries, reporter=progress, stop=rt.stop, overwrite=opts.overwrite)
         try:
-            result = run_batch(provider, items, opts, downloader=downloader,
-                               on_event=writer.file, reporter=progress, stop=rt.stop)
+            result = run_batch(
+                provider,
+                items,
+                opts,
+                downloader=downloader,
+                on_event=writer.file,
+                reporter=progress,
+                stop=rt.stop,
+            )
         finally:
             downloader.close()
     if result.run_error is not None and fmt in ("json", "jsonl"):
@@ -256,14 +291,25 @@ def _downloads(
 
 
 def _batch_options(
-    *, output_dir: Path, name: str, jobs: int, overwrite: bool, dry_run: bool,
+    *,
+    output_dir: Path,
+    name: str,
+    jobs: int,
+    overwrite: bool,
+    dry_run: bool,
     max_files: int | None,
 ) -> BatchOptions:
     from recfetch import naming
 
     naming.render(name, Recording(provider="x", profile="x", ref="x", id="x"), ext=".bin")
-    return BatchOptions(output_dir=output_dir, template=name, jobs=jobs, overwrite=overwrite,
-                        dry_run=dry_run, max_files=max_files)
+    return BatchOptions(
+        output_dir=output_dir,
+        template=name,
+        jobs=jobs,
+        overwrite=overwrite,
+        dry_run=dry_run,
+        max_files=max_files,
+    )
 
 
 def _refs_to_items(provider: Provider, refs: Iterable[str]) -> Iterator[Recording | FileResult]:
@@ -277,28 +323,63 @@ def _refs_to_items(provider: Provider, refs: Iterable[str]) -> Iterator[Recordin
 
 
 def download(
-    name: str, refs: list[str], *, fmt: str, options: dict[str, Any], output_dir: Path,
-    name_template: str | None = None, jobs: int, retries: int, overwrite: bool, dry_run: bool,
-    archive: Path | None, no_archive: bool, manifest: Path | None, write_metadata: bool,
-    fail_if_empty: bool, max_files: int | None, log_file: Path | None, **kw: Any,
+    name: str,
+    refs: list[str],
+    *,
+    fmt: str,
+    options: dict[str, Any],
+    output_dir: Path,
+    name_template: str | None = None,
+    jobs: int,
+    retries: int,
+    overwrite: bool,
+    dry_run: bool,
+    archive: Path | None,
+    no_archive: bool,
+    manifest: Path | None,
+    write_metadata: bool,
+    fail_if_empty: bool,
+    max_files: int | None,
+    log_file: Path | None,
+    **kw: Any,
 ) -> None:
     _json_mode(fmt)
     template = kw.pop("name", None) or name_template or DEFAULT_TEMPLATE
 
     def body() -> None:
         rt = current()
-        opts = _batch_options(output_dir=output_dir, name=template, jobs=jobs,
-                              overwrite=overwrite, dry_run=dry_run, max_files=max_files)
+        opts = _batch_options(
+            output_dir=output_dir,
+            name=template,
+            jobs=jobs,
+            overwrite=overwrite,
+            dry_run=dry_run,
+            max_files=max_files,
+        )
         provider = rt.provider(name, options=options, retries=retries)
         try:
             from recfetch.cli import _pullsupport
 
-            with _pullsupport.extras(rt, provider, opts, archive=archive, no_archive=no_archive,
-                                     manifest=manifest, write_metadata=write_metadata,
-                                     log_file=log_file, command="download"):
-                result = _downloads(name, provider, _refs_to_items(provider, read_refs(refs)),
-                                    fmt=fmt, opts=opts, retries=retries,
-                                    fail_if_empty=fail_if_empty)
+            with _pullsupport.extras(
+                rt,
+                provider,
+                opts,
+                archive=archive,
+                no_archive=no_archive,
+                manifest=manifest,
+                write_metadata=write_metadata,
+                log_file=log_file,
+                command="download",
+            ):
+                result = _downloads(
+                    name,
+                    provider,
+                    _refs_to_items(provider, read_refs(refs)),
+                    fmt=fmt,
+                    opts=opts,
+                    retries=retries,
+                    fail_if_empty=fail_if_empty,
+                )
         finally:
             provider.close()
         _exit(result, fail_if_empty)
@@ -315,11 +396,30 @@ def _exit(result: BatchResult, fail_if_empty: bool) -> None:
 
 
 def pull(
-    name: str, *, fmt: str, options: dict[str, Any], since: str | None, until: str | None,
-    tz: str | None, limit: int | None, output_dir: Path, jobs: int, retries: int,
-    overwrite: bool, dry_run: bool, archive: Path | None, no_archive: bool,
-    manifest: Path | None, write_metadata: bool, fail_if_empty: bool, max_files: int | None,
-    log_file: Path | None, incremental: bool, overlap: str, delete_after: bool, yes: bool,
+    name: str,
+    *,
+    fmt: str,
+    options: dict[str, Any],
+    since: str | None,
+    until: str | None,
+    tz: str | None,
+    limit: int | None,
+    output_dir: Path,
+    jobs: int,
+    retries: int,
+    overwrite: bool,
+    dry_run: bool,
+    archive: Path | None,
+    no_archive: bool,
+    manifest: Path | None,
+    write_metadata: bool,
+    fail_if_empty: bool,
+    max_files: int | None,
+    log_file: Path | None,
+    incremental: bool,
+    overlap: str,
+    delete_after: bool,
+    yes: bool,
     **kw: Any,
 ) -> None:
     _json_mode(fmt)
@@ -329,20 +429,38 @@ def pull(
         rt = current()
         from recfetch.cli import _pullsupport
 
-        opts = _batch_options(output_dir=output_dir, name=template, jobs=jobs,
-                              overwrite=overwrite, dry_run=dry_run, max_files=max_files)
+        opts = _batch_options(
+            output_dir=output_dir,
+            name=template,
+            jobs=jobs,
+            overwrite=overwrite,
+            dry_run=dry_run,
+            max_files=max_files,
+        )
         query = build_query(since=since, until=until, tz=tz, limit=limit, options=options)
         provider = rt.provider(name, options=query.options, retries=retries)
         try:
             with _pullsupport.pull_session(
-                rt, provider, opts, query, archive=archive, no_archive=no_archive,
-                manifest=manifest, write_metadata=write_metadata, log_file=log_file,
-                incremental=incremental, overlap=overlap, delete_after=delete_after, yes=yes,
-                explicit_window=bool(since or until), started=datetime.now(UTC),
+                rt,
+                provider,
+                opts,
+                query,
+                archive=archive,
+                no_archive=no_archive,
+                manifest=manifest,
+                write_metadata=write_metadata,
+                log_file=log_file,
+                incremental=incremental,
+                overlap=overlap,
+                delete_after=delete_after,
+                yes=yes,
+                explicit_window=bool(since or until),
+                started=datetime.now(UTC),
             ) as session:
                 items = limited(provider.iter_recordings(session.query), limit)
-                result = _downloads(name, provider, items, fmt=fmt, opts=opts, retries=retries,
-                                    fail_if_empty=fail_if_empty)
+                result = _downloads(
+                    name, provider, items, fmt=fmt, opts=opts, retries=retries, fail_if_empty=fail_if_empty
+                )
                 session.finish(result)
         finally:
             provider.close()

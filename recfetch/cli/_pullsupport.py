@@ -14,9 +14,18 @@ from recfetch.providers.base import ListQuery, Provider
 
 
 @contextmanager
-def extras(rt: Any, provider: Provider, opts: BatchOptions, *, archive: Path | None,
-           no_archive: bool, manifest: Path | None, write_metadata: bool,
-           log_file: Path | None, command: str) -> Iterator[None]:
+def extras(
+    rt: Any,
+    provider: Provider,
+    opts: BatchOptions,
+    *,
+    archive: Path | None,
+    no_archive: bool,
+    manifest: Path | None,
+    write_metadata: bool,
+    log_file: Path | None,
+    command: str,
+) -> Iterator[None]:
     yield
 
 
@@ -29,11 +38,33 @@ class PullSession:
 
 
 @contextmanager
-def pull_session(rt: Any, provider: Provider, opts: BatchOptions, query: ListQuery, *,
-                 archive: Path | None, no_archive: bool, manifest: Path | None,
-                 write_metadata: bool, log_file: Path | None, incremental: bool, overlap: str,
-                 delete_after: bool, yes: bool, explicit_window: bool,
-                 started: datetime) -> Iterator[PullSession]:
-    with extras(rt, provider, opts, archive=archive, no_archive=no_archive, manifest=manifest,
-                write_metadata=write_metadata, log_file=log_file, command="pull"):
+def pull_session(
+    rt: Any,
+    provider: Provider,
+    opts: BatchOptions,
+    query: ListQuery,
+    *,
+    archive: Path | None,
+    no_archive: bool,
+    manifest: Path | None,
+    write_metadata: bool,
+    log_file: Path | None,
+    incremental: bool,
+    overlap: str,
+    delete_after: bool,
+    yes: bool,
+    explicit_window: bool,
+    started: datetime,
+) -> Iterator[PullSession]:
+    with extras(
+        rt,
+        provider,
+        opts,
+        archive=archive,
+        no_archive=no_archive,
+        manifest=manifest,
+        write_metadata=write_metadata,
+        log_file=log_file,
+        command="pull",
+    ):
         yield PullSession(query)

@@ -58,8 +58,9 @@ class Runtime:
                 hint=f"create it with `recfetch --profile {name} PROVIDER login`",
             )
 
-    def settings(self, cls: type[Provider], cli_values: Mapping[str, str | None] | None = None
-                 ) -> dict[str, config.Sourced]:
+    def settings(
+        self, cls: type[Provider], cli_values: Mapping[str, str | None] | None = None
+    ) -> dict[str, config.Sourced]:
         keys = [s.key for s in cls.settings]
         if "base_url" not in keys:
             keys.append("base_url")

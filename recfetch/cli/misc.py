@@ -13,8 +13,9 @@ from recfetch.errors import UsageError
 from recfetch.providers import NAMES, get_provider, registry
 from recfetch.redact import mask
 
-config_app = typer.Typer(name="config", help="Show and edit the configuration file.",
-                         no_args_is_help=True, rich_markup_mode=None)
+config_app = typer.Typer(
+    name="config", help="Show and edit the configuration file.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @config_app.command("path")
@@ -35,8 +36,12 @@ def config_show(
         data = rt.data()
         profile, profile_source = config.active_profile(rt.profile_cli, data)
         names = [_provider_name(provider)] if provider else list(registry())
-        doc: dict[str, object] = {"config": str(rt.config_path), "profile": profile,
-                                  "profile_source": profile_source, "providers": {}}
+        doc: dict[str, object] = {
+            "config": str(rt.config_path),
+            "profile": profile,
+            "profile_source": profile_source,
+            "providers": {},
+        }
         lines = [f"config: {rt.config_path}", f"profile: {profile} ({profile_source})"]
         for name in names:
             cls = get_provider(name)
@@ -78,7 +83,8 @@ def _check_key(provider: str, key: str) -> None:
     if base not in known or (key.endswith("_cmd") and not config.is_secret_key(base)):
         raise UsageError(
             f"{provider} has no setting {key!r}",
-            hint="known: " + ", ".join(sorted(known | {k + "_cmd" for k in known if config.is_secret_key(k)})),
+            hint="known: "
+            + ", ".join(sorted(known | {k + "_cmd" for k in known if config.is_secret_key(k)})),
         )
 
 
@@ -124,19 +130,19 @@ def providers_cmd(
 
     def body() -> None:
         rt = current()
-        data = rt.data()
         items = []
         for name, cls in registry().items():
-            values = {k: v.value or ("cmd" if v.source.startswith("cmd:") else None)
-                      for k, v in rt.settings(cls).items()}
+            values = {
+                k: v.value or ("cmd" if v.source.startswith("cmd:") else None)
+                for k, v in rt.settings(cls).items()
+            }
             configured = all(values.get(s.key) for s in cls.settings if s.required)
             try:
                 cls.check_settings({k: v for k, v in values.items() if v})
             except Exception:
                 configured = False
             verbs = ["login", "list", "show", "url", "download", "pull", *cls.extra_verbs]
-            items.append({"provider": name, "title": cls.title, "verbs": verbs,
-                          "configured": configured})
+            items.append({"provider": name, "title": cls.title, "verbs": verbs, "configured": configured})
         if as_json:
             rt.ui.line(json.dumps({"profile": rt.profile, "items": items}, indent=2))
             return

@@ -19,8 +19,12 @@ def get_provider(name: str) -> type[Provider]:
         raise KeyError(name)
     module = importlib.import_module(f"recfetch.providers.{name}")
     for value in vars(module).values():
-        if isinstance(value, type) and issubclass(value, Provider) and value is not Provider \
-                and getattr(value, "name", None) == name:
+        if (
+            isinstance(value, type)
+            and issubclass(value, Provider)
+            and value is not Provider
+            and getattr(value, "name", None) == name
+        ):
             return value
     raise KeyError(name)
 

@@ -138,8 +138,7 @@ class ApiClient:
                     self._wait(attempt, None)
                     continue
                 raise TransferError(
-                    f"could not reach {self.provider} at {redact_url(self.base_url)}: "
-                    f"{type(exc).__name__}",
+                    f"could not reach {self.provider} at {redact_url(self.base_url)}: {type(exc).__name__}",
                     hint="check base_url and your network, then try again",
                     provider=self.provider,
                 ) from None
@@ -160,8 +159,9 @@ class ApiClient:
                     continue
             raise self.error_for(response, what=what)
 
-    def get_json(self, path: str, *, params: Mapping[str, Any] | None = None,
-                 what: str = "request", **kw: Any) -> Any:
+    def get_json(
+        self, path: str, *, params: Mapping[str, Any] | None = None, what: str = "request", **kw: Any
+    ) -> Any:
         """GET and parse JSON; a non-JSON 200 is a provider error, never a crash."""
         response = self.request("GET", path, params=params, what=what, **kw)
         return self.json_of(response, what=what)
@@ -196,8 +196,7 @@ class ApiClient:
                 mapped.provider = mapped.provider or self.provider
                 mapped.http_status = mapped.http_status or response.status_code
                 return mapped
-        return generic_error(response, provider=self.provider, what=what,
-                             detail=_detail(body))
+        return generic_error(response, provider=self.provider, what=what, detail=_detail(body))
 
 
 def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -133,11 +133,7 @@ class Server:
     def requests(self, path_contains: str = "", method: str | None = None) -> list[LoggedRequest]:
         with self._lock:
             entries = list(self.log)
-        return [
-            r
-            for r in entries
-            if path_contains in r.path and (method is None or r.method == method)
-        ]
+        return [r for r in entries if path_contains in r.path and (method is None or r.method == method)]
 
     # -- lifecycle --------------------------------------------------------
     @property
@@ -164,7 +160,10 @@ class Server:
         with self._lock:
             self.log.append(
                 LoggedRequest(
-                    request.method, request.path, request.query, dict(request.headers),
+                    request.method,
+                    request.path,
+                    request.query,
+                    dict(request.headers),
                     request.body,
                 )
             )
