@@ -1,0 +1,154 @@
+"""`recfetch sandbox` (local stand-ins of every provider) and `recfetch demo` (a full pull from them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from recfetch.cli import _commands
+from recfetch.cli._runtime import Runtime, current, run, set_current
+from recfetch.errors import ExitCode, UsageError
+
+DEMO_DIR = Path("recfetch-demo")
+
+
+def sandbox(
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65530,
+            help="First port: APIs on PORT..PORT+4, storage host on PORT+5 (0 = any free ports).",
+        ),
+    ] = 8780,
+    recordings: Annotated[
+        int | None,
+        typer.Option("--recordings", min=1, help="Synthetic recordings per provider (default: a small set)."),
+    ] = None,
+    profile_name: Annotated[
+        str, typer.Option("--profile-name", help="Profile to write the stand-ins' settings to.")
+    ] = "sandbox",
+    no_write: Annotated[
+        bool, typer.Option("--no-write", help="Do not touch the config file; print the settings instead.")
+    ] = False,
+) -> None:
+    """Serve local stand-ins of all five provider APIs on 127.0.0.1 until interrupted."""
+
+    def body() -> None:
+        from recfetch.sandbox import Sandbox
+
+        rt = current()
+        try:
+            box = Sandbox(port=port, recordings=recordings)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on 127.0.0.1 ports {port}..{port + 5}: {exc.strerror}",
+                hint="pick other ports with --port N, or --port 0 for any free ones",
+            ) from None
+        with box:
+            if not no_write:
+                box.write_profile(rt.config_path, profile_name)
+                rt.ui.info(f"wrote profile {profile_name!r} to {rt.config_path}")
+            for name, table in box.profiles().items():
+                rt.ui.line(f"{name:<12} {table.get('base_url')}")
+            rt.ui.line(f"{'storage':<12} {box.storage.url}")
+            rt.ui.info(f"try: recfetch -p {profile_name} kismet list    (Ctrl-C stops the sandbox)")
+            stopped = threading.Event()
+
+            def on_signal(signum: int, frame: Any) -> None:
+                stopped.set()
+
+            old_int = signal.signal(signal.SIGINT, on_signal)
+            old_term = signal.signal(signal.SIGTERM, on_signal)
+            try:
+                while not stopped.wait(0.5):
+                    pass
+            finally:
+                signal.signal(signal.SIGINT, old_int)
+                signal.signal(signal.SIGTERM, old_term)
+        rt.ui.info("sandbox stopped")
+
+    run(body)
+
+
+def demo(
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to download.")] = DEMO_DIR,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Parallel downloads.")] = 4,
+) -> None:
+    """Start the sandbox in-process and pull every provider's recordings into ./recfetch-demo."""
+    from recfetch.sandbox import Sandbox
+
+    outer = current()
+    worst = 0
+    with tempfile.TemporaryDirectory(prefix="recfetch-demo-") as tmp, Sandbox() as box:
+        config_path = Path(tmp) / "config.toml"
+        box.write_profile(config_path, "sandbox")
+        state = output_dir / ".state"
+        old_state = os.environ.get("RECFETCH_STATE_DIR")
+        os.environ["RECFETCH_STATE_DIR"] = str(state)
+        try:
+            outer.ui.info(f"recfetch demo: sandbox on 127.0.0.1, downloading into {output_dir}/")
+            for name, standin in box.standins.items():
+                set_current(Runtime(ui=outer.ui, config_cli=str(config_path), profile_cli="sandbox"))
+                outer.ui.info(f"\n== {name} ==")
+                options: dict[str, Any] = {}
+                if name == "kaleyra":
+                    report = Path(tmp) / "kaleyra-report.csv"
+                    report.write_text(standin.report_csv(), encoding="utf-8")
+                    options["from_report"] = str(report)
+                code = _pull(name, output_dir / name, options, jobs)
+                worst = code if worst == 0 else worst
+        finally:
+            if old_state is None:
+                os.environ.pop("RECFETCH_STATE_DIR", None)
+            else:
+                os.environ["RECFETCH_STATE_DIR"] = old_state
+            set_current(outer)
+    files = [p for p in output_dir.rglob("*") if p.is_file() and ".state" not in p.parts]
+    outer.ui.info(f"\ndemo done: {len(files)} files under {output_dir}/ (run it again: nothing new)")
+    if worst:
+        raise typer.Exit(worst)
+
+
+def _pull(name: str, output_dir: Path, options: dict[str, Any], jobs: int) -> int:
+    try:
+        _commands.pull(
+            name,
+            fmt="table",
+            options=options,
+            since=None,
+            until=None,
+            tz=None,
+            limit=None,
+            output_dir=output_dir,
+            jobs=jobs,
+            retries=5,
+            overwrite=False,
+            dry_run=False,
+            archive=None,
+            no_archive=False,
+            manifest=None,
+            write_metadata=False,
+            fail_if_empty=False,
+            max_files=None,
+            log_file=None,
+            incremental=False,
+            overlap="1d",
+            delete_after=False,
+            yes=False,
+        )
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    return int(ExitCode.OK)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sandbox")(sandbox)
+    app.command("demo")(demo)
