@@ -1,17 +1,28 @@
-"""Per-user state outside the user's TOML: cached API tokens (and the archive, locks, watermarks)."""
+"""Per-user state outside the user's TOML: cached API tokens, the archive, locks and watermarks."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import sqlite3
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from recfetch.config import ensure_private_dir
+from recfetch.errors import ConfigError, LockedError
+
+if TYPE_CHECKING:
+    from recfetch.providers.base import Recording
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
@@ -63,3 +74,284 @@ class TokenCache:
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+# ---------------------------------------------------------------------------
+# archive
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveEntry:
+    """One verified download: where it went and what it hashed to."""
+
+    profile: str
+    provider: str
+    ref: str
+    path: Path
+    bytes: int
+    sha256: str | None
+    provider_size: int | None
+    downloaded_at: str
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS downloads (
+    profile       TEXT NOT NULL,
+    provider      TEXT NOT NULL,
+    ref           TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    bytes         INTEGER NOT NULL,
+    sha256        TEXT,
+    provider_size INTEGER,
+    downloaded_at TEXT NOT NULL,
+    PRIMARY KEY (profile, provider, ref)
+)
+"""
+
+
+def default_archive_path(state_dir: Path) -> Path:
+    return state_dir / "archive.sqlite3"
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Archive:
+    """Recordings already downloaded and verified, in SQLite, keyed by (profile, provider, ref).
+
+    WAL mode lets other processes read while a pull writes; every write is one
+    transaction, so a crash mid-write leaves the previous state. One connection
+    is shared by the batch's worker threads behind a lock (writes are tiny next
+    to a download, and SQLite serialises writers anyway).
+    """
+
+    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+        self.path = path
+        try:
+            ensure_private_dir(path.parent)
+            # Create the file 0600 before SQLite does (it would use the umask);
+            # the -wal and -shm files copy the database file's mode.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            self._db = sqlite3.connect(
+                str(path), timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a crash never corrupts, at worst the last commits are lost
+            # after a power cut — and then the final file's size check skips it anyway.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            with self._tx():
+                self._db.execute(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"cannot open the archive {path}: {_reason(exc)}",
+                hint="pass another file with --archive, or --no-archive",
+            ) from None
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def get(self, provider: str, profile: str, ref: str) -> ArchiveEntry | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT profile, provider, ref, path, bytes, sha256, provider_size, downloaded_at "
+                "FROM downloads WHERE profile = ? AND provider = ? AND ref = ?",
+                (profile, provider, ref),
+            ).fetchone()
+        return _entry(row) if row else None
+
+    def has(self, provider: str, profile: str, ref: str) -> Path | None:
+        """The archived file's path when the recording was downloaded and the file is still there.
+
+        An archived file that has since disappeared returns None, so the
+        recording is downloaded again: the archive must not be the reason a
+        recording that still exists at the provider is missing locally.
+        """
+        entry = self.get(provider, profile, ref)
+        if entry is None or not entry.path.exists():
+            return None
+        return entry.path
+
+    def add(self, recording: Recording, result: Any) -> None:
+        """Record a verified download (called only after the file is final and checked)."""
+        path = Path(result.path).resolve()
+        with self._lock, self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO downloads "
+                "(profile, provider, ref, path, bytes, sha256, provider_size, downloaded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    recording.profile,
+                    recording.provider,
+                    recording.ref,
+                    str(path),
+                    int(result.bytes),
+                    result.sha256,
+                    recording.size_bytes,
+                    _utc_now(),
+                ),
+            )
+
+    def forget(self, provider: str, profile: str, ref: str) -> None:
+        with self._lock, self._tx() as db:
+            db.execute(
+                "DELETE FROM downloads WHERE profile = ? AND provider = ? AND ref = ?",
+                (profile, provider, ref),
+            )
+
+    def entries(self, provider: str | None = None, profile: str | None = None) -> list[ArchiveEntry]:
+        sql = (
+            "SELECT profile, provider, ref, path, bytes, sha256, provider_size, downloaded_at FROM downloads"
+        )
+        where, args = [], []
+        if provider is not None:
+            where.append("provider = ?")
+            args.append(provider)
+        if profile is not None:
+            where.append("profile = ?")
+            args.append(profile)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY downloaded_at, ref", args).fetchall()
+        return [_entry(row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _entry(row: tuple[Any, ...]) -> ArchiveEntry:
+    return ArchiveEntry(row[0], row[1], row[2], Path(row[3]), int(row[4]), row[5], row[6], row[7])
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+# ---------------------------------------------------------------------------
+# per-(profile, provider) files: locks and watermarks
+
+
+def _key_name(profile: str, provider: str) -> str:
+    """A file name for (profile, provider) that no profile name can escape from."""
+    return f"{quote(profile, safe='')}.{provider}"
+
+
+class Lock:
+    """One `pull` per profile and provider: flock on a file that also names the holder's PID.
+
+    The kernel drops a flock when its process dies, so a lock left by a crashed
+    or killed pull is simply taken over; the PID inside is only for the message
+    (and a stale one is overwritten). The file is never unlinked: unlinking a
+    lock file lets two processes lock two different inodes at once.
+    """
+
+    def __init__(self, state_dir: Path, profile: str, provider: str) -> None:
+        self.profile = profile
+        self.provider = provider
+        self.path = state_dir / "locks" / f"{_key_name(profile, provider)}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        ensure_private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            who = f"PID {holder}" if holder else "unknown PID"
+            raise LockedError(
+                f"another pull ({who}) is running for {self.profile}/{self.provider}",
+                hint="wait for it to finish; a lock left by a dead process is taken over automatically",
+                provider=self.provider,
+            ) from None
+        except OSError:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.fsync(fd)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+        os.close(self._fd)  # closing drops the flock
+        self._fd = None
+
+    def holder(self) -> int | None:
+        """The PID written in the lock file (may be stale)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            return _read_pid(fd)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> Lock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+class Watermarks:
+    """`pull --incremental`: per profile and provider, the end of the last fully successful run."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir / "watermarks"
+
+    def _path(self, profile: str, provider: str) -> Path:
+        return self.dir / f"{_key_name(profile, provider)}.json"
+
+    def get(self, profile: str, provider: str) -> datetime | None:
+        try:
+            data = json.loads(self._path(profile, provider).read_text("utf-8"))
+            value = datetime.fromisoformat(str(data["until"]).replace("Z", "+00:00"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    def set(self, profile: str, provider: str, until: datetime) -> None:
+        until = until.astimezone(UTC)
+        payload = {
+            "profile": profile,
+            "provider": provider,
+            "until": until.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "saved_at": _utc_now(),
+        }
+        _atomic_write(self._path(profile, provider), json.dumps(payload).encode("utf-8"))
+
+    def clear(self, profile: str, provider: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(profile, provider).unlink()
