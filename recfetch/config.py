@@ -22,6 +22,8 @@ from recfetch.errors import ConfigError
 from recfetch.redact import register_secret
 
 APP = "recfetch"
+NAMES = ("kismet", "realtimekit", "kazoo", "kaleyra", "bird")
+_TOML_POS = re.compile(r"\s*\(at (?:line (\d+), column \d+|end of document)\)")
 SOURCES = ("option", "env", "file", "cmd", "default")
 
 
@@ -78,14 +80,28 @@ def load(path: Path, *, warn: Any = None) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text", hint="re-save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
+        # Python 3.11's TOMLDecodeError has no lineno attribute (3.14 adds one): the
+        # position lives only in the message, "... (at line 3, column 5)".
+        text = str(exc)
+        match = _TOML_POS.search(text)
         line = getattr(exc, "lineno", None)
-        msg = str(exc).split(" (at ")[0]
+        if line is None and match:
+            # "at end of document" (an unterminated string or table): the last line.
+            line = int(match.group(1)) if match.group(1) else raw.count(b"\n") + 1
+        msg = _TOML_POS.sub("", text).strip() or "syntax error"
         where = f"{path}:{line}" if line else str(path)
         raise ConfigError(
             f"invalid TOML in {where}: {msg}",
             hint="fix that line, or run `recfetch config path` to see which file is read",
         ) from None
     _check_shape(path, data)
+    if warn is not None:
+        for key, value in data.items():
+            if key in NAMES and isinstance(value, dict):
+                warn(
+                    f"warning: {path} has a top-level [{key}] table, which recfetch ignores; "
+                    f"move it under [profiles.NAME.{key}]"
+                )
     if warn is not None and _holds_secrets(data):
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
@@ -227,8 +243,13 @@ def materialize(resolved: Mapping[str, Sourced]) -> dict[str, str]:
 
 
 def save(path: Path, data: Mapping[str, Any]) -> None:
-    """Write atomically: a 0600 temp file beside the target, then rename (dir 0700)."""
-    ensure_private_dir(path.parent)
+    """Write atomically: a 0600 temp file beside the target, then rename (dir 0700).
+
+    The whole file is rewritten from the parsed data: TOML comments are not kept.
+    A missing directory is created 0700; an existing one is left as it is, because
+    `--config ./x.toml` must not chmod the user's working directory.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     payload = tomli_w.dumps(_drop_none(data)).encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=path.parent)
     try:
@@ -265,20 +286,35 @@ def split_dotted(name: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def set_value(path: Path, profile: str, provider: str, key: str, value: str | None) -> None:
-    """Set (or with None, remove) one key of the profile's provider table and save."""
+def has_comments(path: Path) -> bool:
+    """True when the file has `#` comments, which a rewrite (tomli-w) drops."""
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return any(line.lstrip().startswith("#") for line in text.splitlines())
+
+
+def set_value(path: Path, profile: str, provider: str, key: str, value: str | None) -> bool:
+    """Set (or with None, remove) one key of the profile's provider table and save.
+
+    Returns False when unsetting a key that was not set (nothing is written then).
+    """
     data = load(path)
     profiles = data.setdefault("profiles", {})
-    table = profiles.setdefault(profile, {}).setdefault(provider, {})
     if value is None:
-        table.pop(key, None)
+        table = profiles.get(profile, {}).get(provider, {})
+        if key not in table:
+            return False
+        table.pop(key)
         if not table:
             profiles[profile].pop(provider, None)
         if not profiles[profile]:
             profiles.pop(profile, None)
     else:
-        table[key] = value
+        profiles.setdefault(profile, {}).setdefault(provider, {})[key] = value
     save(path, data)
+    return True
 
 
 def update_profile(path: Path, profile: str, provider: str, values: Mapping[str, str]) -> None:
