@@ -1,0 +1,98 @@
+"""`recfetch kismet`: the common verbs with Kismet's filters, plus `users` and `calls`."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+import typer
+
+from recfetch.cli._factory import Flag, Format, build_provider_app, fmt_of
+from recfetch.cli._runtime import current, run
+from recfetch.output import write_records
+from recfetch.providers.kismet import KismetProvider
+
+LIST_FLAGS = (
+    Flag(
+        "user",
+        ("--user",),
+        "Only this organization user id (repeatable); default: every user.",
+        type=list[str] | None,
+        metavar="ID",
+    ),
+    Flag("call", ("--call",), "Only this call id (needs exactly one --user).", metavar="ID"),
+    Flag(
+        "email",
+        ("--email",),
+        "Only users matching this email (Kismet's server-side filter).",
+        metavar="EMAIL",
+    ),
+)
+
+app = build_provider_app(
+    KismetProvider,
+    list_flags=LIST_FLAGS,
+    ref_help="Recording ref USER_ID/CALL_ID/EGRESS_ID (the `ref` field of `list`).",
+    list_help="List the organization's recordings (users → ended calls → egresses), paging to the end.",
+)
+
+USER_COLUMNS = ("id", "email", "display_name", "is_admin", "created_at")
+CALL_COLUMNS = ("id", "name", "state", "is_ended", "has_egresses", "participants", "created_at")
+
+FormatOpt = Annotated[
+    Format | None, typer.Option("--format", help="Output format: table, json, jsonl or csv.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Shortcut for --format json.")]
+JsonlOpt = Annotated[bool, typer.Option("--jsonl", help="Shortcut for --format jsonl.")]
+
+
+def _emit(
+    fmt: str,
+    produce: Callable[[KismetProvider], Iterator[dict[str, Any]]],
+    columns: tuple[str, ...],
+    empty: str,
+) -> None:
+    rt = current()
+    rt.ui.json_errors = fmt in ("json", "jsonl")
+
+    def body() -> None:
+        provider = rt.provider("kismet")
+        assert isinstance(provider, KismetProvider)
+        try:
+            records = produce(provider)
+            if fmt == "table":  # write_records would say "no recordings matched"
+                first = next(records, None)
+                if first is None:
+                    rt.ui.info(empty)
+                    return
+                records = itertools.chain([first], records)
+            write_records(rt.ui, records, fmt, columns=columns)
+        finally:
+            provider.close()
+
+    run(body)
+
+
+@app.command("users", help="List the organization's users (their ids are what --user takes).")
+def users(
+    email: Annotated[
+        str | None, typer.Option("--email", help="Only users matching this email.", metavar="EMAIL")
+    ] = None,
+    format: FormatOpt = None,
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+) -> None:
+    fmt = fmt_of({"format": format, "json_": json_, "jsonl": jsonl})
+    _emit(fmt, lambda p: p.iter_users(email=email), USER_COLUMNS, "no users matched")
+
+
+@app.command("calls", help="List one user's calls, ended or not (their ids are what --call takes).")
+def calls(
+    user: Annotated[str, typer.Option("--user", help="Organization user id.", metavar="ID")],
+    format: FormatOpt = None,
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+) -> None:
+    fmt = fmt_of({"format": format, "json_": json_, "jsonl": jsonl})
+    _emit(fmt, lambda p: p.iter_calls(user), CALL_COLUMNS, f"user {user} has no calls")
