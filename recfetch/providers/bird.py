@@ -121,9 +121,10 @@ def url_expiry(url: str, *, now: datetime | None = None) -> datetime | None:
             except ValueError:
                 pass
         return start + timedelta(seconds=seconds)
-    if "expires" in query:
+    epoch = query.get("expires") or query.get("x-expires")
+    if epoch:
         try:
-            return datetime.fromtimestamp(int(float(query["expires"])), tz=UTC)
+            return datetime.fromtimestamp(int(float(epoch)), tz=UTC)
         except (ValueError, OverflowError, OSError):
             return None
     return None

@@ -446,7 +446,7 @@ class Kaleyra(Provider):
             url=link,
             expires_at=minted_at + timedelta(minutes=self.validity),
             filename=recording.filename,
-            media_type=recording.media_type,
+            media_type=recording.media_type or _media_type_of(link),
         )
 
     # -- minting -----------------------------------------------------------
@@ -496,6 +496,16 @@ class Kaleyra(Provider):
                 f"kaleyra sent a link for {rid} that is not an http(s) URL", http_status=response.status_code
             )
         return link
+
+
+def _media_type_of(link: str) -> str | None:
+    """Kaleyra serves MP3 or WAV (DOC); the signed S3 link's path says which."""
+    path = urlsplit(link).path.lower()
+    if path.endswith(".mp3"):
+        return "audio/mpeg"
+    if path.endswith(".wav"):
+        return "audio/wav"
+    return None
 
 
 def _columns(headers: list[str]) -> dict[str, str | None]:
