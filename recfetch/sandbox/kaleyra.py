@@ -10,6 +10,7 @@ import random
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from recfetch.sandbox.httpserver import Fault, Request, Response, Server, json_response
@@ -20,6 +21,8 @@ DEFAULT_COUNT = 16
 EXPIRED_EVERY = 6
 """Every sixth synthetic recording is older than 6 months: Kaleyra answers `Id Expired`."""
 MAX_AGE = timedelta(days=183)
+SAMPLE_REPORT = Path(__file__).with_name("kaleyra_report.csv")
+"""The seed-0 report shipped with the package: `recfetch kaleyra list --from-report` it in the sandbox."""
 
 REPORT_HEADERS = (
     "Call ID",
