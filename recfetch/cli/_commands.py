@@ -23,7 +23,7 @@ from recfetch.errors import (
     RecfetchError,
     UsageError,
 )
-from recfetch.output import EventWriter, progress_for, write_one, write_records
+from recfetch.output import EventWriter, human_bytes, progress_for, write_one, write_records
 from recfetch.providers import get_provider
 from recfetch.providers.base import ListQuery, Provider, Recording, iso
 
@@ -249,6 +249,18 @@ def url(name: str, ref: str, *, as_json: bool, options: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------
 # download / pull
 
+DRY_RUN_REASON = "dry run: would download"
+
+
+def final_exit_code(result: BatchResult, *, fail_if_empty: bool) -> int:
+    """The process exit code of a batch, which the summary's ``exit_code`` always equals."""
+    code = int(result.exit_code)
+    if code == 0 and fail_if_empty:
+        new = result.would_download if result.would_download else result.downloaded
+        if new == 0 and result.failed == 0:
+            code = int(NothingNewError.exit_code)
+    return code
+
 
 def _downloads(
     name: str,
@@ -260,9 +272,24 @@ def _downloads(
     retries: int,
     fail_if_empty: bool,
     events_extra: list[Any] | None = None,
+    extras: Any = None,
+    deleting: bool = False,
 ) -> BatchResult:
     rt = current()
     writer = EventWriter(rt.ui, fmt)
+
+    def on_event(event: dict[str, Any]) -> None:
+        if extras is not None:
+            extras.event(event)
+        if fmt == "table" and event.get("reason") == DRY_RUN_REASON:
+            size = event.get("size_bytes")
+            rt.ui.line(
+                f"would download  {event['ref']}  ->  {event['path']}"
+                + (f"  ({human_bytes(size)})" if size is not None else "")
+            )
+            return
+        writer.file(event)
+
     with signals_stop(rt.stop), progress_for(rt.ui) as progress:
         downloader = Downloader(retries=retries, reporter=progress, stop=rt.stop, overwrite=opts.overwrite)
         try:
@@ -271,7 +298,7 @@ def _downloads(
                 items,
                 opts,
                 downloader=downloader,
-                on_event=writer.file,
+                on_event=on_event,
                 reporter=progress,
                 stop=rt.stop,
             )
@@ -280,14 +307,42 @@ def _downloads(
     if result.run_error is not None and fmt in ("json", "jsonl"):
         rt.ui.error(result.run_error)
     summary = result.summary()
-    if fail_if_empty and result.exit_code == 0 and result.downloaded == 0:
-        summary["exit_code"] = int(NothingNewError.exit_code)
+    summary["exit_code"] = final_exit_code(result, fail_if_empty=fail_if_empty)
+    if deleting:
+        summary["deleted"] = result.deleted
+    if opts.dry_run:
+        summary["would_download"] = result.would_download
     writer.summary(summary, result.failure_events)
+    if extras is not None:
+        extras.summary(summary)
     if result.run_error is not None and fmt not in ("json", "jsonl"):
         rt.ui.error(result.run_error)
+    if result.run_error is not None and extras is not None and extras.log is not None:
+        extras.log.error(result.run_error.one_line())
+    notes = []
+    if deleting and result.deleted:
+        notes.append(f"deleted {result.deleted} recording(s) at {name} after verifying the local copies")
+    if result.truncated:
+        notes.append(f"warning: stopped after --max-files {opts.max_files}; more recordings are waiting")
     if result.interrupted:
-        rt.ui.warn("interrupted: partial files were kept as .part and resume next time")
+        notes.append("warning: interrupted: partial files were kept as .part and resume next time")
+    for note in notes:
+        if note.startswith("warning: "):
+            rt.ui.warn(note)
+            if extras is not None and extras.log is not None:
+                extras.log.warning(note.removeprefix("warning: "))
+        else:
+            rt.ui.info(note)
     return result
+
+
+def _early_summary(fmt: str, exc: RecfetchError) -> None:
+    """--json/--jsonl promise a summary whose exit_code is the process's, even for a run that never began."""
+    if fmt not in ("json", "jsonl"):
+        return
+    summary = BatchResult().summary()
+    summary["exit_code"] = int(exc.exit_code)
+    EventWriter(current().ui, fmt).summary(summary, [])
 
 
 def _batch_options(
@@ -312,14 +367,41 @@ def _batch_options(
     )
 
 
-def _refs_to_items(provider: Provider, refs: Iterable[str]) -> Iterator[Recording | FileResult]:
+def _refs_to_items(
+    provider: Provider, refs: Iterable[str], opts: BatchOptions | None = None
+) -> Iterator[Recording | FileResult]:
     for ref in refs:
+        # An archived ref whose file is still there needs no provider call at all (Kismet audits them).
+        if opts is not None and opts.archive is not None and not opts.overwrite:
+            entry = opts.archive.get(provider.name, provider.profile, ref)
+            if entry is not None and entry.path.exists():
+                yield FileResult(ref, "skipped", "in archive", entry.path, 0, None, None)
+                continue
         try:
             yield provider.get_recording(ref)
         except RecfetchError as exc:
             if isinstance(exc, RUN_LEVEL):
                 raise
             yield FileResult(ref, "failed", exc.code.lower(), None, 0, None, exc)
+
+
+class _Limited:
+    """`--limit N` for pull: stop after N recordings, say so, and remember it (no watermark then)."""
+
+    def __init__(self, records: Iterable[Recording], limit: int | None) -> None:
+        self.records = records
+        self.limit = limit
+        self.truncated = False
+
+    def __iter__(self) -> Iterator[Recording]:
+        if self.limit is None:
+            yield from self.records
+            return
+        iterator = iter(self.records)
+        yield from itertools.islice(iterator, self.limit)
+        if next(iterator, None) is not None:
+            self.truncated = True
+            current().ui.warn(f"stopped after --limit {self.limit} recordings; more are available")
 
 
 def download(
@@ -348,15 +430,20 @@ def download(
 
     def body() -> None:
         rt = current()
-        opts = _batch_options(
-            output_dir=output_dir,
-            name=template,
-            jobs=jobs,
-            overwrite=overwrite,
-            dry_run=dry_run,
-            max_files=max_files,
-        )
-        provider = rt.provider(name, options=options, retries=retries)
+        try:
+            opts = _batch_options(
+                output_dir=output_dir,
+                name=template,
+                jobs=jobs,
+                overwrite=overwrite,
+                dry_run=dry_run,
+                max_files=max_files,
+            )
+            provider = rt.provider(name, options=options, retries=retries)
+        except RecfetchError as exc:
+            _early_summary(fmt, exc)
+            raise
+        result: BatchResult | None = None
         try:
             from recfetch.cli import _pullsupport
 
@@ -370,16 +457,21 @@ def download(
                 write_metadata=write_metadata,
                 log_file=log_file,
                 command="download",
-            ):
+            ) as extras:
                 result = _downloads(
                     name,
                     provider,
-                    _refs_to_items(provider, read_refs(refs)),
+                    _refs_to_items(provider, read_refs(refs), opts),
                     fmt=fmt,
                     opts=opts,
                     retries=retries,
                     fail_if_empty=fail_if_empty,
+                    extras=extras,
                 )
+        except RecfetchError as exc:
+            if result is None:
+                _early_summary(fmt, exc)
+            raise
         finally:
             provider.close()
         _exit(result, fail_if_empty)
@@ -388,9 +480,7 @@ def download(
 
 
 def _exit(result: BatchResult, fail_if_empty: bool) -> None:
-    code = int(result.exit_code)
-    if code == 0 and fail_if_empty and result.downloaded == 0:
-        code = int(NothingNewError.exit_code)
+    code = final_exit_code(result, fail_if_empty=fail_if_empty)
     if code:
         raise typer.Exit(code)
 
@@ -429,16 +519,22 @@ def pull(
         rt = current()
         from recfetch.cli import _pullsupport
 
-        opts = _batch_options(
-            output_dir=output_dir,
-            name=template,
-            jobs=jobs,
-            overwrite=overwrite,
-            dry_run=dry_run,
-            max_files=max_files,
-        )
-        query = build_query(since=since, until=until, tz=tz, limit=limit, options=options)
-        provider = rt.provider(name, options=query.options, retries=retries)
+        started = datetime.now(UTC)
+        try:
+            opts = _batch_options(
+                output_dir=output_dir,
+                name=template,
+                jobs=jobs,
+                overwrite=overwrite,
+                dry_run=dry_run,
+                max_files=max_files,
+            )
+            query = build_query(since=since, until=until, tz=tz, limit=limit, options=options)
+            provider = rt.provider(name, options=query.options, retries=retries)
+        except RecfetchError as exc:
+            _early_summary(fmt, exc)
+            raise
+        result: BatchResult | None = None
         try:
             with _pullsupport.pull_session(
                 rt,
@@ -455,13 +551,29 @@ def pull(
                 delete_after=delete_after,
                 yes=yes,
                 explicit_window=bool(since or until),
-                started=datetime.now(UTC),
+                started=started,
             ) as session:
-                items = limited(provider.iter_recordings(session.query), limit)
+                items = _Limited(provider.iter_recordings(session.query), limit)
                 result = _downloads(
-                    name, provider, items, fmt=fmt, opts=opts, retries=retries, fail_if_empty=fail_if_empty
+                    name,
+                    provider,
+                    items,
+                    fmt=fmt,
+                    opts=opts,
+                    retries=retries,
+                    fail_if_empty=fail_if_empty,
+                    extras=session.extras,
+                    deleting=delete_after and not dry_run,
                 )
-                session.finish(result)
+                try:
+                    session.finish(result, limit_truncated=items.truncated)
+                except OSError as exc:
+                    # The files are safe; only the next run's window is wider than it could be.
+                    rt.ui.warn(f"warning: could not save the incremental watermark: {exc.strerror}")
+        except RecfetchError as exc:
+            if result is None:
+                _early_summary(fmt, exc)
+            raise
         finally:
             provider.close()
         _exit(result, fail_if_empty)
