@@ -51,11 +51,15 @@ class Ui:
         self.stderr = stderr or sys.stderr
         self.quiet = quiet
         self.verbose = verbose
+        # NO_COLOR (https://no-color.org) counts when set and non-empty; --color wins over it.
         no_color = color == "never" or (color == "auto" and bool(os.environ.get("NO_COLOR")))
         force = color == "always"
+        # color_system=None turns off every style escape (bold and dim too), not only colours.
+        system = None if no_color else ("auto" if not force else "standard")
         self.err = Console(
             file=self.stderr,
             no_color=no_color,
+            color_system=system,
             force_terminal=True if force else None,
             highlight=False,
             soft_wrap=True,
@@ -63,19 +67,33 @@ class Ui:
         self.out = Console(
             file=self.stdout,
             no_color=no_color,
+            color_system=system,
             force_terminal=True if force else None,
             highlight=False,
             soft_wrap=True,
         )
         self.json_errors = False
-        self.show_progress = progress and not quiet and self.err.is_terminal
+        """--json/--jsonl mode: errors, warnings and notes on stderr are JSON objects too."""
+        # Progress needs a real terminal on stderr: `--color always` forces colour, never bars.
+        self.show_progress = progress and not quiet and _isatty(self.stderr)
 
     # -- messages on stderr ---------------------------------------------
+    def _json_note(self, kind: str, message: str) -> None:
+        self.stderr.write(json.dumps({"type": kind, "message": scrub(message)}, ensure_ascii=False) + "\n")
+        self.stderr.flush()
+
     def info(self, message: str) -> None:
-        if not self.quiet:
-            self.err.print(scrub(message), markup=False)
+        if self.quiet:
+            return
+        if self.json_errors:
+            self._json_note("info", message)
+            return
+        self.err.print(scrub(message), markup=False)
 
     def warn(self, message: str) -> None:
+        if self.json_errors:
+            self._json_note("warning", message.removeprefix("warning: "))
+            return
         self.err.print(scrub(message), style="yellow", markup=False)
 
     def debug(self, message: str) -> None:
@@ -95,6 +113,13 @@ class Ui:
     def line(self, text: str) -> None:
         self.stdout.write(text + "\n")
         self.stdout.flush()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 # ---------------------------------------------------------------------------
@@ -151,6 +176,11 @@ def write_records(
             writer.writerow({k: _csv_cell(v) for k, v in record.items()})
             out.flush()
             count += 1
+        if writer is None and columns is TABLE_COLUMNS:
+            # An empty recording listing still gets its header, so a spreadsheet import
+            # or `csvcut` downstream sees the same columns every night.
+            csv.writer(out).writerow(CSV_COLUMNS)
+            out.flush()
         return count
     if fmt == "json":
         # One document, written item by item so a huge listing never sits in memory.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -41,6 +42,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     profile: Annotated[
         str | None,
         typer.Option(
@@ -78,8 +80,19 @@ def root(
 ) -> None:
     """List and download call recordings from five providers' REST APIs."""
     ui = Ui(quiet=quiet, verbose=verbose, progress=not no_progress, color=color.value)
+    # Click fills these from RECFETCH_PROFILE / RECFETCH_CONFIG too; keep only real options here so
+    # `config show` reports the right source (config.py reads the environment itself).
+    if _from_env(ctx, "profile"):
+        profile = None
+    if _from_env(ctx, "config"):
+        config = None
     set_current(Runtime(ui=ui, config_cli=str(config) if config else None, profile_cli=profile))
     setup_logging(verbose)
+
+
+def _from_env(ctx: typer.Context, name: str) -> bool:
+    # By name: Typer vendors its own click, so its ParameterSource is not click's enum.
+    return getattr(ctx.get_parameter_source(name), "name", None) == "ENVIRONMENT"
 
 
 def _register() -> None:
@@ -108,3 +121,15 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         sys.exit(130)
+    except Exception as exc:  # a bug outside a command body; `run()` handles those inside
+        # Never Python's default hook: no locals, and the message is scrubbed of secrets.
+        from recfetch.cli._runtime import current
+        from recfetch.redact import scrub
+
+        if current().ui.verbose:
+            sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
+        sys.stderr.write(
+            f"error: internal error: {type(exc).__name__}: {scrub(str(exc))} "
+            "(run again with -v for a traceback and report it)\n"
+        )
+        sys.exit(1)
