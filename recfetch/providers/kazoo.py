@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from recfetch.errors import (
+    RUN_LEVEL,
     AuthError,
     ConfigError,
     NotFoundError,
@@ -555,9 +556,51 @@ class Kazoo(Provider):
         doc = body.get("data")
         if not isinstance(doc, dict):
             raise ProviderError(f"kazoo sent recording {ref} without a data object")
-        doc = dict(doc)
-        doc.setdefault("id", ref)
-        return self._record(doc)
+        return self._record(self._with_attachment_info(doc, ref))
+
+    def _with_attachment_info(self, doc: Mapping[str, Any], ref: str) -> dict[str, Any]:
+        """The doc with `_read_only.content_types` as a listing would show it, when we can learn it."""
+        full = dict(doc)
+        full.setdefault("id", ref)
+        if not isinstance(full.get("_read_only"), dict):
+            types = self._attachment_types(full)
+            if types is not None:
+                full["_read_only"] = {"content_types": types}
+        return full
+
+    def _attachment_types(self, doc: Mapping[str, Any]) -> list[str] | None:
+        """The doc's attachment types, which only listing items carry (cb_recordings summary_doc_fun).
+
+        A single GET strips `_attachments`, so ask the listing for the few recordings of
+        this call saved around its end (Kazoo saves the doc when the recording stops).
+        None when that cannot tell: the recording is then treated as downloadable.
+        """
+        start = _number(doc.get("start"))
+        call_id = _text(doc.get("call_id"))
+        if start is None or start < GREGORIAN_OFFSET or call_id is None:
+            return None
+        duration = _number(doc.get("duration")) or (_number(doc.get("duration_ms")) or 0) / 1000
+        params = {
+            "created_from": int(start) - 60,
+            "created_to": int(start + duration) + 3600,
+            "page_size": PAGE_SIZE,
+            "filter_call_id": call_id,
+        }
+        try:
+            body, _missing = self._get(
+                f"accounts/{self.account_id}/recordings", params=params, what="recordings listing"
+            )
+        except RecfetchError as exc:
+            if isinstance(exc, RUN_LEVEL):
+                raise
+            return None
+        items = body.get("data") if body else None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and item.get("id") == doc.get("id"):
+                read_only = item.get("_read_only")
+                types = read_only.get("content_types") if isinstance(read_only, dict) else None
+                return [t for t in types if isinstance(t, str)] if isinstance(types, list) else None
+        return None
 
     def mint(self, recording: Recording) -> DownloadTarget:
         """The API URL itself with X-Auth-Token: Kazoo streams the bytes, there is nothing to presign.
@@ -601,9 +644,7 @@ class Kazoo(Provider):
         doc = body.get("data") if isinstance(body, dict) else None
         if not isinstance(doc, dict):
             return self.get_recording(ref)
-        doc = dict(doc)
-        doc.setdefault("id", ref)
-        return self._record(doc)
+        return self._record(self._with_attachment_info(doc, ref))
 
     # -- records ------------------------------------------------------------
     def _record(self, doc: Mapping[str, Any]) -> Recording:
