@@ -145,8 +145,9 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Server:
+        # A short poll interval: shutdown() waits for it, once per server and test (0.5 s default).
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"sandbox-{self.name}", daemon=True
+            target=self._httpd.serve_forever, args=(0.02,), name=f"sandbox-{self.name}", daemon=True
         )
         self._thread.start()
         return self
