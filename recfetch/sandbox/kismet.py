@@ -84,6 +84,8 @@ class KismetStandIn:
                 self._add_call(uid, ended=True, has_egresses=True, consent=False)  # empty egress array
             elif k == 3:
                 self._add_call(uid, ended=True, has_egresses=False)  # nobody pressed record
+            elif k == 4:
+                self._add_call(uid, ended=False, has_egresses=True)  # live and being recorded
 
     def add_user(self, handle: str, *, email: str | None = None) -> int:
         with self._lock:
