@@ -347,7 +347,8 @@ class Watermarks:
         payload = {
             "profile": profile,
             "provider": provider,
-            "until": until.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            # Milliseconds, truncated: a watermark may only err towards listing more.
+            "until": until.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "saved_at": _utc_now(),
         }
         _atomic_write(self._path(profile, provider), json.dumps(payload).encode("utf-8"))

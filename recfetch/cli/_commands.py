@@ -142,6 +142,7 @@ def login(name: str, values: dict[str, Any], *, no_verify: bool) -> None:
                 default="" if current_value is not None or not setting.required else None,
                 hide_input=setting.secret,
                 show_default=False,
+                err=True,  # stdout carries data only
             )
             if answer:
                 given[setting.key] = answer
@@ -157,6 +158,14 @@ def login(name: str, values: dict[str, Any], *, no_verify: bool) -> None:
         try:
             cls.check_settings(resolved)
         except ConfigError as exc:
+            missing = [s for s in cls.settings if s.required and not resolved.get(s.key)]
+            if missing:
+                opt = "--" + missing[0].key.replace("_", "-")
+                also = f" or {opt}-stdin" if missing[0].secret else ""
+                raise UsageError(
+                    f"{name} login needs {opt}{also} ({missing[0].help})",
+                    hint=f"pass it as an option, or run `recfetch {name} login` on a terminal to be asked",
+                ) from None
             raise UsageError(
                 exc.message, hint=f"pass it as an option, see `recfetch {name} login --help`"
             ) from None
@@ -371,6 +380,7 @@ def _refs_to_items(
     provider: Provider, refs: Iterable[str], opts: BatchOptions | None = None
 ) -> Iterator[Recording | FileResult]:
     for ref in refs:
+        ref = provider.canonical_ref(ref)  # e.g. realtimekit --audio: another file, another ref
         # An archived ref whose file is still there needs no provider call at all (Kismet audits them).
         if opts is not None and opts.archive is not None and not opts.overwrite:
             entry = opts.archive.get(provider.name, provider.profile, ref)
@@ -407,6 +417,7 @@ class _Limited:
 def download(
     name: str,
     refs: list[str],
+    /,
     *,
     fmt: str,
     options: dict[str, Any],
@@ -487,6 +498,7 @@ def _exit(result: BatchResult, fail_if_empty: bool) -> None:
 
 def pull(
     name: str,
+    /,
     *,
     fmt: str,
     options: dict[str, Any],
