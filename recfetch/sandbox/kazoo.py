@@ -336,6 +336,23 @@ class KazooStandIn:
 
         return self.server.add_fault(Fault(match, lambda _r: self._error(status, atom, body), times=times))
 
+    def expire_tokens_at_next_media(self) -> Fault:
+        """The next media GET finds every token expired (a session that dies mid-run): 401."""
+
+        def match(request: Request) -> bool:
+            return request.method == "GET" and self._wants_media(request) and "/recordings/" in request.path
+
+        def respond(_request: Request) -> Response:
+            self.expire_tokens()
+            return self._unauthorized()
+
+        return self.server.add_fault(Fault(match, respond, times=1))
+
+    def issued_tokens(self) -> list[str]:
+        """Every auth token handed out so far (tests check none of them leaks)."""
+        with self._lock:
+            return list(self._tokens)
+
     def drop_next_media(self, after_bytes: int, times: int = 1) -> Fault:
         """The next media response closes the connection after ``after_bytes`` body bytes."""
 
