@@ -16,7 +16,8 @@ API = "/api/external/organization_users"
 DEFAULT_PER_PAGE = 25
 MAX_PER_PAGE = 100  # undocumented upper bound (INF); the effective value is echoed in pagination
 URL_TTL = 900  # seconds; Kismet's presigned URLs last 15 minutes
-EPOCH = datetime(2025, 9, 1, 8, 0, tzinfo=UTC)
+HISTORY = timedelta(days=30)
+"""Calls are spread over the 30 days before today (UTC), so `--since 7d` rehearsals find some."""
 
 FIRST_NAMES = ("ada", "ben", "chloe", "dev", "elena", "farid", "grace", "hiro", "ines", "jon", "kemi", "liam")
 EGRESS_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz"
@@ -51,8 +52,14 @@ class KismetStandIn:
         self.keys: dict[int, str] = {}  # eid -> storage key
         self._next_call = 500
         self._next_egress = 9000
-        self._clock = EPOCH
-        self._populate(20 if recordings is None else max(0, recordings))
+        count = 20 if recordings is None else max(0, recordings)
+        now = datetime.now(UTC)
+        self.today = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        self._last = self.today - timedelta(hours=2)  # so even the last egress ended before today
+        self._clock = self._last - HISTORY
+        # Gaps average 0.75 step, so the calls (one per recording at most, plus four) fill HISTORY.
+        self._step = HISTORY / (count + 4) / 0.75
+        self._populate(count)
         self._routes()
 
     # -- synthetic data ------------------------------------------------------
@@ -90,7 +97,7 @@ class KismetStandIn:
     def add_user(self, handle: str, *, email: str | None = None) -> int:
         with self._lock:
             uid = 101 + len(self.users)
-            created = EPOCH - timedelta(days=30 - len(self.users) % 30)
+            created = self.today - HISTORY - timedelta(days=90 - len(self.users) % 60)
             self.users[uid] = {
                 "id": uid,
                 "email": email or f"{handle}@clinic.example",
@@ -116,8 +123,8 @@ class KismetStandIn:
             self._next_call += 1
             cid = self._next_call
             if created_at is None:
-                self._clock += timedelta(hours=self.rng.randint(2, 30), minutes=self.rng.randint(0, 59))
-                created_at = self._clock
+                self._clock = min(self._last, self._clock + self._step * self.rng.uniform(0.5, 1.0))
+                created_at = self._clock.replace(microsecond=0)
             call = {
                 "id": cid,
                 "name": f"Consultation {cid}",
@@ -214,6 +221,8 @@ class KismetStandIn:
     ) -> str:
         """Add an ended call with one egress (media stored when it is ready); returns its ref."""
         uid = user_id if user_id is not None else next(iter(self.users))
+        if created_at is None:  # a call that ended a few minutes ago
+            created_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
         call = self._add_call(uid, ended=True, has_egresses=True, created_at=created_at)
         egress = self._add_egress(
             call, status=status, error=error, size=size, content=content, created_at=created_at
