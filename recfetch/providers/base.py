@@ -257,6 +257,10 @@ class Provider(abc.ABC):
     def ref_of(self, recording: Recording) -> str:
         return recording.ref
 
+    def canonical_ref(self, ref: str) -> str:
+        """The ref a user-typed REF is listed and archived under (an option may pick another file)."""
+        return ref
+
     # -- required -------------------------------------------------------
     @abc.abstractmethod
     def verify(self) -> str:
