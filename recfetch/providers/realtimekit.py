@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -47,6 +49,9 @@ downloading the video never makes `--audio` skip the audio as "in archive".
 
 PAGE_SIZE = 100
 """Asked for per page; the server may cap it lower and we follow its `paging` offsets."""
+
+FRESH_FOR = 30.0
+"""Seconds a recording fetched by `get_recording` may serve the next `mint` without another GET."""
 
 RETENTION = timedelta(days=7)
 """RealtimeKit keeps recordings on its bucket for 7 days (DOC: recording-guide/start-recording)."""
@@ -110,6 +115,8 @@ class RealtimeKit(Provider):
         self.account_id = (settings.get("account_id") or "").strip()
         self.app_id = (settings.get("app_id") or "").strip().lower()
         self._token = _clean_token(settings.get("api_token") or "")
+        self._lock = threading.Lock()
+        self._fresh: dict[str, tuple[float, dict[str, Any]]] = {}
         super().__init__(settings, **kw)
         self._root = f"accounts/{quote(self.account_id, safe='')}/realtime/kit/{quote(self.app_id, safe='')}"
 
@@ -359,6 +366,13 @@ class RealtimeKit(Provider):
         base_id, audio = self._parse_ref(ref)
         obj = self._get(base_id)
         recording = self._recording(obj, audio=audio, where=f"recording {base_id}")
+        if recording.downloadable:
+            now = time.monotonic()
+            with self._lock:
+                # `download REF` mints right after this GET: its fresh URL saves a second request.
+                self._fresh[base_id] = (now, obj)
+                if len(self._fresh) > 64:
+                    self._fresh = {k: v for k, v in self._fresh.items() if now - v[0] < FRESH_FOR}
         if (
             audio
             and not recording.downloadable
@@ -376,7 +390,10 @@ class RealtimeKit(Provider):
     def mint(self, recording: Recording) -> DownloadTarget:
         base_id, audio = self._parse_ref(recording.ref)
         audio = audio or recording.id.endswith(AUDIO_SUFFIX)
-        obj = self._get(base_id)
+        with self._lock:
+            fetched, cached = self._fresh.pop(base_id, (0.0, None))
+        # Only once, and only when just fetched: a re-mint (expired or rejected URL) always GETs.
+        obj = cached if cached is not None and time.monotonic() - fetched < FRESH_FOR else self._get(base_id)
         fresh = self._recording(obj, audio=audio, where=f"recording {base_id}")
         url = _str(obj.get("audio_download_url" if audio else "download_url"))
         if not url:
@@ -453,15 +470,20 @@ class RealtimeKit(Provider):
             body["audio_config"] = audio
         if allow_multiple:
             body["allow_multiple_recordings"] = True
-        obj = self._call(
-            "POST",
-            "recordings",
-            json_body=body,
-            what="start recording",
-            user_input="--meeting and the start options",
-            not_found=f"RealtimeKit has no meeting {body['meeting_id']}",
-            not_found_hint="check the meeting id in the RealtimeKit dashboard",
-        )
+        try:
+            obj = self._call(
+                "POST",
+                "recordings",
+                json_body=body,
+                what="start recording",
+                user_input="--meeting and the start options",
+                not_found=f"RealtimeKit has no meeting {body['meeting_id']}",
+                not_found_hint="check the meeting id in the RealtimeKit dashboard",
+            )
+        except UsageError as exc:
+            if exc.http_status == 409 and not allow_multiple:
+                exc.hint = "the meeting is already being recorded; pass --allow-multiple to start another"
+            raise
         if isinstance(obj, dict) and isinstance(obj.get("recording"), dict):
             obj = obj["recording"]  # the track-recording shape, accepted liberally
         return self._recording(obj, audio=False, where="the started recording")
@@ -496,6 +518,13 @@ class RealtimeKit(Provider):
                 provider=self.name,
             )
         return obj
+
+    def canonical_ref(self, ref: str) -> str:
+        """With --audio, REF names the audio export: `<uuid>_audio` (archived apart from the video)."""
+        text = ref.strip()
+        if self.options.get("audio") and text and not text.lower().endswith(AUDIO_SUFFIX):
+            return text + AUDIO_SUFFIX
+        return text
 
     def _parse_ref(self, ref: str) -> tuple[str, bool]:
         text = ref.strip()
