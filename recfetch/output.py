@@ -91,6 +91,8 @@ class Ui:
         self.err.print(scrub(message), markup=False)
 
     def warn(self, message: str) -> None:
+        if self.quiet:  # --quiet: "no progress, only errors" (SPEC §1)
+            return
         if self.json_errors:
             self._json_note("warning", message.removeprefix("warning: "))
             return

@@ -1,0 +1,478 @@
+"""The CLI surface every provider shares: login, SPEC §5 exit codes, error lines and JSON errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from recfetch import config
+from recfetch.providers import registry
+from recfetch.providers.base import Setting
+
+PROVIDERS = sorted(registry())
+
+
+def secret_settings(name: str) -> list[Setting]:
+    return [s for s in registry()[name].settings if s.secret]
+
+
+def option(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def login_args(name: str, table: dict[str, str]) -> tuple[list[str], str | None]:
+    """Options for a non-interactive login with ``table``; the first secret goes through stdin."""
+    args: list[str] = []
+    stdin: str | None = None
+    for key, value in table.items():
+        is_secret = any(s.key == key for s in secret_settings(name))
+        if is_secret and stdin is None:
+            args.append(option(key) + "-stdin")
+            stdin = value + "\n"
+        else:
+            args += [option(key), value]
+    return args, stdin
+
+
+def api_requests(sandbox: Any, name: str) -> int:
+    return len(sandbox[name].server.requests())
+
+
+def profile_in_file(config_file: Path, profile: str, name: str) -> dict[str, Any] | None:
+    if not config_file.exists():
+        return None
+    return config.load(config_file).get("profiles", {}).get(profile, {}).get(name)
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------------------
+# login
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_login_with_options_verifies_with_one_call_then_saves(
+    cli, sandbox, config_file: Path, name: str
+) -> None:
+    table = sandbox[name].profile()
+    args, stdin = login_args(name, table)
+    before = api_requests(sandbox, name)
+    result = cli("-p", "work", name, "login", *args, input=stdin)
+    assert result.exit_code == 0, result.output
+    assert api_requests(sandbox, name) > before  # verified against the server
+    assert "verified" in result.stderr
+    assert result.stdout == ""  # stdout carries data only
+    assert profile_in_file(config_file, "work", name) == table
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config_file.parent.stat().st_mode) == 0o700
+    for setting in secret_settings(name):
+        if setting.key in table:
+            assert table[setting.key] not in result.output
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_login_with_wrong_secret_exits_4_and_saves_nothing(
+    cli, sandbox, config_file: Path, name: str
+) -> None:
+    table = sandbox[name].profile()
+    secret = next(s.key for s in secret_settings(name) if s.key in table)
+    table[secret] = table[secret][::-1]  # same shape (Kazoo validates the key's length first)
+    args, stdin = login_args(name, table)
+    result = cli("-p", "work", name, "login", *args, input=stdin)
+    assert result.exit_code == 4, result.output
+    assert result.stderr.startswith("error: ")
+    assert table[secret] not in result.output
+    assert profile_in_file(config_file, "work", name) is None
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_login_no_verify_saves_without_any_request(cli, sandbox, config_file: Path, name: str) -> None:
+    table = sandbox[name].profile()
+    secret = next(s.key for s in secret_settings(name) if s.key in table)
+    table[secret] = "unchecked-secret-1234"
+    args, stdin = login_args(name, table)
+    before = api_requests(sandbox, name)
+    result = cli("-p", "work", name, "login", *args, "--no-verify", input=stdin)
+    assert result.exit_code == 0, result.output
+    assert api_requests(sandbox, name) == before
+    assert profile_in_file(config_file, "work", name) == table
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_login_missing_required_value_non_interactively_exits_2_naming_the_option(
+    cli, config_file: Path, name: str
+) -> None:
+    result = cli(name, "login", "--no-verify", input="")
+    assert result.exit_code == 2, result.output
+    assert re.search(r"--[a-z][a-z-]+", result.stderr), result.stderr
+    assert len(lines(result.stderr)) == 1
+    assert not config_file.exists()
+
+
+def test_login_names_the_missing_option_and_its_stdin_form(cli) -> None:
+    result = cli("kismet", "login", "--client-id", "abc", "--no-verify")
+    assert result.exit_code == 2
+    assert "--client-secret or --client-secret-stdin" in result.stderr
+
+
+def test_login_reads_only_one_secret_from_stdin(cli) -> None:
+    result = cli("kazoo", "login", "--api-key-stdin", "--password-stdin", input="a\nb\n")
+    assert result.exit_code == 2
+    assert "only one --*-stdin" in result.stderr
+
+
+def test_login_with_empty_stdin_secret_is_a_usage_error(cli) -> None:
+    result = cli("kismet", "login", "--client-id", "x", "--client-secret-stdin", input="\n")
+    assert result.exit_code == 2
+    assert "--client-secret-stdin read nothing" in result.stderr
+
+
+def test_login_keeps_other_profiles_and_providers(cli, sandbox, config_file: Path) -> None:
+    sandbox.write_profile(config_file, "sandbox")
+    before = config.load(config_file)["profiles"]["sandbox"]
+    args, stdin = login_args("kismet", sandbox["kismet"].profile())
+    assert cli("-p", "other", "kismet", "login", *args, input=stdin).exit_code == 0
+    data = config.load(config_file)
+    assert data["profiles"]["sandbox"] == before
+    assert set(data["profiles"]["other"]) == {"kismet"}
+
+
+def _spawn(args: list[str], log: io.BytesIO) -> pexpect.spawn:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "recfetch", *args],
+        env={**os.environ, "COLUMNS": "200", "TERM": "dumb"},
+        timeout=30,
+    )
+    child.logfile_read = log
+    return child
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_interactive_login_prompts_and_hides_secret_input(sandbox, config_file: Path, name: str) -> None:
+    cls = registry()[name]
+    table = sandbox[name].profile()
+    log = io.BytesIO()
+    child = _spawn(["-p", "tty", name, "login", "--base-url", table["base_url"]], log)
+    asked = [s for s in cls.settings if s.prompt and s.key != "base_url"]
+    for setting in asked:
+        child.expect(re.escape(setting.key) + r".*: ")
+        child.sendline(table.get(setting.key, ""))
+    child.expect(pexpect.EOF)
+    child.close()
+    output = log.getvalue().decode("utf-8", "replace")
+    assert child.exitstatus == 0, output
+    assert "verified" in output
+    for setting in asked:
+        if setting.secret and setting.key in table:
+            assert table[setting.key] not in output, f"{setting.key} was echoed"
+        elif setting.key in table:
+            assert table[setting.key] in output  # plain values echo as typed
+    assert profile_in_file(config_file, "tty", name) == table
+
+
+def test_interactive_login_with_wrong_secret_exits_4(sandbox, config_file: Path) -> None:
+    table = sandbox["kismet"].profile()
+    log = io.BytesIO()
+    child = _spawn(["-p", "tty", "kismet", "login", "--base-url", table["base_url"]], log)
+    child.expect("client_id.*: ")
+    child.sendline(table["client_id"])
+    child.expect("client_secret.*: ")
+    child.sendline("not-the-secret")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 4, log.getvalue()
+    assert profile_in_file(config_file, "tty", "kismet") is None
+
+
+# ---------------------------------------------------------------------------
+# exit codes, one generic path each (provider engineers test their own envelopes)
+
+
+def test_exit_0_and_data_only_on_stdout(cli, sandbox_profile) -> None:
+    result = cli("kismet", "list", "--jsonl")
+    assert result.exit_code == 0
+    assert all(json.loads(line)["provider"] == "kismet" for line in lines(result.stdout))
+    assert result.stderr == ""
+
+
+class _Boom(RuntimeError):
+    pass
+
+
+def _explode(monkeypatch: pytest.MonkeyPatch, with_secret_in_message: bool = False) -> str:
+    """Make kismet's listing crash with a credential held in a local variable."""
+    cls = registry()["kismet"]
+
+    def iter_recordings(self: Any, query: Any) -> Any:
+        credential = self.config["client_secret"]  # a local a traceback-with-locals would show
+        message = f"unexpected shape near {credential}" if with_secret_in_message else "unexpected shape"
+        raise _Boom(message)
+        yield credential
+
+    monkeypatch.setattr(cls, "iter_recordings", iter_recordings)
+    return "kismet-sandbox"
+
+
+def test_exit_1_on_a_bug_shows_internal_error_without_traceback_or_locals(
+    cli, sandbox_profile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _explode(monkeypatch, with_secret_in_message=True)
+    secret = sandbox_profile["kismet"].profile()["client_secret"]
+    result = cli("kismet", "list")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: internal error: _Boom: unexpected shape near ****")
+    assert "-v" in result.stderr
+    assert "Traceback" not in result.output
+    assert secret not in result.output
+
+
+def test_exit_1_with_verbose_shows_a_traceback_but_never_locals(
+    cli, sandbox_profile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _explode(monkeypatch, with_secret_in_message=True)
+    secret = sandbox_profile["kismet"].profile()["client_secret"]
+    result = cli("-v", "kismet", "list")
+    assert result.exit_code == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "raise _Boom(message)" in result.stderr
+    assert secret not in result.output  # locals (rich/pretty tracebacks) would show it
+
+
+def test_exit_1_in_json_mode_is_a_json_internal_error(
+    cli, sandbox_profile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _explode(monkeypatch)
+    result = cli("kismet", "list", "--jsonl")
+    assert result.exit_code == 1
+    error = json.loads(result.stderr)
+    assert error["type"] == "error" and error["code"] == "INTERNAL"
+    assert result.stdout == ""
+
+
+def test_exit_1_from_a_real_process_has_no_python_traceback(
+    sandbox_profile, cli_proc, tmp_path: Path
+) -> None:
+    # The real entry point, not CliRunner: a sitecustomize breaks kismet's listing in the child.
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "from recfetch.providers import kismet\n"
+        "def boom(self, query):\n"
+        "    secret = self.config['client_secret']\n"
+        "    raise KeyError('no such field')\n"
+        "    yield secret\n"
+        "for v in vars(kismet).values():\n"
+        "    if isinstance(v, type) and getattr(v, 'name', None) == 'kismet':\n"
+        "        v.iter_recordings = boom\n"
+    )
+    env = {"PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = cli_proc("kismet", "list", env=env)
+    assert result.exit_code == 1, result.output
+    assert lines(result.stderr) == [
+        "error: internal error: KeyError: 'no such field' (run again with -v for a traceback and report it)"
+    ]
+    verbose = cli_proc("-v", "kismet", "list", env=env)
+    assert "Traceback" in verbose.stderr
+    assert sandbox_profile["kismet"].profile()["client_secret"] not in verbose.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["kismet", "list", "--bogus"],
+        ["kismet", "list", "--since", "last tuesday"],
+        ["kismet", "list", "--since", "2025-02-30"],
+        ["kismet", "list", "--until", "2025-11-20T10:00:00"],
+        ["kismet", "list", "--since", "2025-11-20", "--tz", "Mars/Olympus"],
+        ["kismet", "list", "--tz", "../etc/passwd"],
+        ["kismet", "list", "--since", "2025-11-20", "--until", "2025-11-19"],
+        ["kismet", "list", "--since", "2025-11-20T00:00:00Z", "--until", "2025-11-20T00:00:00Z"],
+        ["kismet", "list", "--limit", "0"],
+        ["kismet", "list", "--format", "xml"],
+        ["kismet", "download", "x", "--jobs", "0"],
+        ["kismet", "download", "x", "--name", "{nosuchfield}"],
+        ["kismet", "pull", "--overlap", "soon"],
+        ["nosuchprovider", "list"],
+        ["--color", "sometimes", "providers"],
+    ],
+    ids=lambda args: " ".join(args),
+)
+def test_exit_2_for_usage_errors(cli, sandbox_profile, args: list[str]) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert not sandbox_profile["kismet"].server.requests()  # refused before any request
+
+
+def test_usage_error_message_names_the_fix(cli, sandbox_profile) -> None:
+    result = cli("kismet", "list", "--since", "last tuesday")
+    assert lines(result.stderr) == [
+        "error: cannot read --since 'last tuesday' (use RFC 3339 (2025-11-20T14:00:00Z), "
+        "a date (2025-11-20) or an age (90m, 12h, 7d))"
+    ]
+    window = cli("kismet", "list", "--since", "2025-11-20T00:00:00Z", "--until", "2025-11-19T00:00:00Z")
+    assert "2025-11-20T00:00:00Z .. 2025-11-19T00:00:00Z" in window.stderr
+
+
+def test_verbose_echoes_the_resolved_utc_window(cli, sandbox_profile) -> None:
+    result = cli("-v", "kismet", "list", "--since", "2025-11-20", "--tz", "Europe/Rome", "--until", "2d")
+    assert result.exit_code == 0, result.output
+    assert "time window (UTC): 2025-11-19T23:00:00Z .." in result.stderr
+
+
+def test_exit_3_when_some_recordings_of_a_batch_fail(cli, sandbox_profile) -> None:
+    kismet = sandbox_profile["kismet"]
+    good = kismet.refs(ready_only=True)[0]
+    result = cli("kismet", "download", good, "999999/999999/999999", "-o", "out", "--jsonl")
+    assert result.exit_code == 3, result.output
+    events = result.jsonl()
+    outcomes = {e["ref"]: e["outcome"] for e in events if e["type"] == "file"}
+    assert outcomes == {good: "downloaded", "999999/999999/999999": "failed"}
+    assert events[-1]["type"] == "summary" and events[-1]["exit_code"] == 3
+
+
+def test_exit_4_when_the_provider_rejects_the_credentials(
+    cli, sandbox_profile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECFETCH_KISMET_CLIENT_SECRET", "not-the-secret")
+    result = cli("kismet", "list")
+    assert result.exit_code == 4
+    assert lines(result.stderr)[0].startswith("error: ")
+    assert "login" in result.stderr  # the fix
+    assert "not-the-secret" not in result.output
+
+
+def test_exit_5_when_nothing_is_configured(cli) -> None:
+    result = cli("realtimekit", "list")
+    assert result.exit_code == 5
+    assert "recfetch realtimekit login" in result.stderr
+
+
+def test_exit_6_for_an_unknown_recording(cli, sandbox_profile) -> None:
+    result = cli("kismet", "show", "999999/999999/999999")
+    assert result.exit_code == 6, result.output
+    assert lines(result.stderr)[0].startswith("error: ")
+    assert result.stdout == ""
+
+
+def test_exit_7_when_still_rate_limited_after_retries(cli, sandbox_profile) -> None:
+    kismet = sandbox_profile["kismet"]
+    kismet.rate_limit_next(100, retry_after=0)
+    result = cli("kismet", "list")
+    assert result.exit_code == 7, result.output
+    assert "rate limit" in result.stderr
+    assert 1 < len(kismet.requests()) <= 10  # retried, honouring Retry-After, then gave up
+
+
+def test_exit_8_when_the_storage_host_keeps_failing(cli, sandbox_profile) -> None:
+    ref = sandbox_profile["kismet"].refs(ready_only=True)[0]
+    sandbox_profile.storage.fail_next(500, times=None, retry_after=0)
+    result = cli("kismet", "download", ref, "-o", "out", "--retries", "1")
+    assert result.exit_code == 8, result.output
+    assert not [p for p in Path("out").rglob("*") if p.is_file() and not p.name.endswith(".part")]
+
+
+def test_exit_8_when_an_html_page_arrives_instead_of_media(cli, sandbox_profile) -> None:
+    ref = sandbox_profile["kismet"].refs(ready_only=True)[0]
+    sandbox_profile.storage.html_next(times=None)
+    result = cli("kismet", "download", ref, "-o", "out", "--retries", "0", "--jsonl")
+    assert result.exit_code == 8, result.output
+    event = result.jsonl()[0]
+    assert event["outcome"] == "failed" and event["error"]["code"] == "INTEGRITY"
+    assert not [p for p in Path("out").rglob("*") if p.is_file() and not p.name.endswith(".part")]
+
+
+def test_exit_9_when_nothing_is_new_with_fail_if_empty(cli, sandbox_profile) -> None:
+    ref = sandbox_profile["kismet"].refs(ready_only=True)[0]
+    assert cli("kismet", "download", ref, "-o", "out").exit_code == 0
+    assert cli("kismet", "download", ref, "-o", "out").exit_code == 0
+    assert cli("kismet", "download", ref, "-o", "out", "--fail-if-empty").exit_code == 9
+
+
+# ---------------------------------------------------------------------------
+# error shapes
+
+
+def test_human_error_is_one_line_on_stderr(cli, sandbox_profile) -> None:
+    result = cli("kismet", "show", "999999/999999/999999")
+    assert len(lines(result.stderr)) == 1
+    assert "\x1b[" not in result.stderr  # not a terminal: no colour
+
+
+@pytest.mark.parametrize("flag", ["--json", "--jsonl", "--format=json", "--format=jsonl"])
+def test_json_mode_errors_are_one_json_object_on_stderr(cli, sandbox_profile, flag: str) -> None:
+    result = cli("kismet", "show", "999999/999999/999999", flag)
+    assert result.exit_code == 6
+    assert result.stdout == ""
+    (line,) = lines(result.stderr)
+    error = json.loads(line)
+    assert error == {
+        "type": "error",
+        "code": "NOT_FOUND",
+        "message": error["message"],
+        "provider": "kismet",
+        "http_status": 404,
+        "retryable": False,
+    }
+    assert "kismet" in error["message"]
+
+
+def test_json_mode_auth_and_config_errors(cli, sandbox_profile, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECFETCH_KISMET_CLIENT_SECRET", "nope-nope")
+    auth = json.loads(cli("kismet", "list", "--jsonl").stderr)
+    assert (auth["code"], auth["http_status"], auth["retryable"]) == ("AUTH_FAILED", 401, False)
+    config_error = json.loads(cli("-p", "nosuch", "kismet", "list", "--json").stderr)
+    assert config_error["code"] == "CONFIG" and config_error["provider"] is None
+
+
+def test_json_mode_usage_error_from_recfetch_is_json(cli, sandbox_profile) -> None:
+    result = cli("kismet", "list", "--jsonl", "--since", "yesterday-ish")
+    assert result.exit_code == 2
+    assert json.loads(result.stderr)["code"] == "USAGE"
+
+
+def test_json_mode_warnings_are_json_too(cli, sandbox_profile) -> None:
+    result = cli("kismet", "list", "--jsonl", "--limit", "1")
+    assert result.exit_code == 0
+    assert len(result.jsonl()) == 1
+    notes = [json.loads(line) for line in lines(result.stderr)]
+    assert notes and notes[0]["type"] == "warning" and "--limit 1" in notes[0]["message"]
+
+
+def test_limit_says_so_on_stderr_in_human_mode(cli, sandbox_profile) -> None:
+    result = cli("kismet", "list", "--limit", "2", "--format", "csv")
+    assert result.exit_code == 0
+    assert len(lines(result.stdout)) == 3  # header + 2
+    assert "stopped after --limit 2" in result.stderr
+
+
+def test_quiet_hides_notes_but_not_errors(cli, sandbox_profile) -> None:
+    assert cli("-q", "kismet", "list", "--limit", "1", "--jsonl").stderr == ""
+    assert cli("-q", "kismet", "show", "1/2/3").stderr.startswith("error: ")
+
+
+def test_version(cli) -> None:
+    from recfetch import __version__
+
+    result = cli("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"recfetch {__version__}"
+
+
+def test_cloudflare_is_an_alias_of_realtimekit(cli, sandbox_profile) -> None:
+    a = cli("realtimekit", "list", "--jsonl")
+    b = cli("cloudflare", "list", "--jsonl")
+    assert a.exit_code == b.exit_code == 0
+    assert [r["ref"] for r in a.jsonl()] == [r["ref"] for r in b.jsonl()]
+    assert "cloudflare" not in cli("--help").stdout  # hidden alias
