@@ -437,7 +437,7 @@ def build_provider_app(
     )
     show_params = [
         ref_param,
-        *_flag_params(tuple(f for f in list_flags if f.name == "from_report"), filters_panel),
+        *_flag_params(tuple(f for f in list_flags if f.name in ("from_report", "id_column")), filters_panel),
         *_format_params(),
     ]
 
