@@ -255,12 +255,18 @@ def test_pagination_without_metadata_stops_on_a_short_page(tmp_path: Path) -> No
 
 
 def test_lenient_values_are_accepted_and_garbage_items_skipped(tmp_path: Path) -> None:
+    asked: list[str] = []
+
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        asked.append(path)
         if path.endswith("/organization_users"):
             return httpx.Response(200, json={"organization_users": [{"id": "7"}, "junk", {"email": "no-id"}]})
         if path.endswith("/calls"):
-            return httpx.Response(200, json={"calls": [{"id": "8", "is_ended": "true"}], "pagination": None})
+            calls = [{"id": "8", "is_ended": "true"}, {"id": "10", "is_ended": False}, {"id": 11}]
+            return httpx.Response(200, json={"calls": calls, "pagination": None})
+        if path.endswith("/calls/11/egresses"):  # no is_ended flag at all: asked anyway
+            return httpx.Response(200, json={"egresses": None})
         egress = {"id": "9", "status": "egress_ended", "error": None, "created_at": "2025-10-08T14:00:00"}
         return httpx.Response(200, json={"egresses": [egress], "extra": 1})
 
@@ -272,6 +278,12 @@ def test_lenient_values_are_accepted_and_garbage_items_skipped(tmp_path: Path) -
     )
     [record] = provider.iter_recordings(ListQuery())
     assert record.ref == "7/8/9" and record.downloadable
+    assert asked == [
+        "/api/external/organization_users",
+        "/api/external/organization_users/7/calls",
+        "/api/external/organization_users/7/calls/8/egresses",
+        "/api/external/organization_users/7/calls/11/egresses",
+    ]
     assert record.started_at == datetime(2025, 10, 8, 14, tzinfo=UTC)
     assert record.ended_at is None and record.duration_s is None
 

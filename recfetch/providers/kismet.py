@@ -426,10 +426,12 @@ class KismetProvider(Provider):
                 calls = self._paged(f"{API}/{uid}/calls", "calls", what=f"calls of user {uid}")
                 explicit = False
             for call in calls:
+                # Only ended calls have egresses, and has_egresses=false saves a request. A call
+                # missing either flag is asked anyway: a wasted request beats a missed recording.
                 if not explicit and (
-                    _flag(call.get("is_ended")) is not True or _flag(call.get("has_egresses")) is False
+                    _flag(call.get("is_ended")) is False or _flag(call.get("has_egresses")) is False
                 ):
-                    continue  # only ended calls have egresses; has_egresses=false saves a request
+                    continue
                 call_created = parse_provider_time(call.get("created_at"))
                 if until and call_created and call_created >= until:
                     continue  # its egresses start no earlier than the call
