@@ -305,6 +305,21 @@ def test_pull_downloads_available_recordings_and_skips_the_rest_with_a_reason(
     assert_no_credentials_at_storage(sandbox_profile)
 
 
+def test_pull_delete_after_deletes_each_recording_once_its_file_is_verified(
+    sandbox_profile: Sandbox, bird: BirdStandIn, cli: Any, tmp_path: Path
+) -> None:
+    available = bird.ids(status="available")
+    contents = {rid: bird.content(rid) for rid in available}
+    res = cli("bird", "pull", "-o", str(tmp_path), "--delete-after", "--yes", "--jsonl")
+    assert res.exit_code == 0, res.stderr
+    assert sorted(bird.deleted) == sorted(available)  # never the processing or failed ones
+    for event in res.jsonl()[:-1]:
+        if event["outcome"] == "downloaded":
+            assert Path(event["path"]).read_bytes() == contents[event["ref"]]
+    res = cli("bird", "pull", "-o", str(tmp_path / "again"), "--delete-after")
+    assert res.exit_code == 2 and "--yes" in res.stderr  # no terminal to ask on
+
+
 def test_round_trip_list_jq_download_with_the_real_jq(
     sandbox_profile: Sandbox, bird: BirdStandIn, tmp_path: Path
 ) -> None:

@@ -184,6 +184,7 @@ def test_presigned_urls_in_report_columns_never_reach_raw(tmp_path: Path, cli: A
     assert res.exit_code == 0, res.stderr
     raw = res.jsonl()[0]["raw"]
     assert "Recording URL" not in raw and raw["Note"] == "https://example.com/page"
+    assert res.jsonl()[0]["media_type"] == "audio/mpeg"  # the link's extension still names the format
     assert "deadbeef" not in res.stdout
 
 
@@ -299,7 +300,8 @@ def test_invalid_id_in_json_mode_is_a_not_found_error_object(
     events = res.jsonl()
     assert events[0]["outcome"] == "failed" and events[0]["error"]["code"] == "NOT_FOUND"
     assert "Invalid Id" in events[0]["error"]["message"]
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    saved = [p for p in (tmp_path / "out").rglob("*") if p.is_file() and ".part" not in p.name]
+    assert saved == []  # no error body saved as a recording
 
 
 @pytest.mark.parametrize("variable", ["RECFETCH_KALEYRA_API_KEY", "RECFETCH_KALEYRA_SID"])

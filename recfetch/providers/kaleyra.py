@@ -360,8 +360,9 @@ class Kaleyra(Provider):
         if (query.since or query.until) and start_column is None:
             rows.close()
             raise ReportError(
-                f"kaleyra report {source} has no call start-time column to apply --since/--until to",
-                hint="drop --since/--until, or export the report with the call start time",
+                f"kaleyra report {source} has no call start-time column to apply --since/--until "
+                "(or --incremental) to",
+                hint="drop those flags, or export the report with the call start time",
             )
         columns = _columns(headers)
         seen: set[str] = set()
@@ -393,6 +394,8 @@ class Kaleyra(Provider):
         if ended is None and started is not None and duration is not None:
             ended = started + timedelta(seconds=duration)
         raw = {k: v for k, v in row.items() if not _looks_presigned(v)}
+        # A report may carry the recording's file name or link; its extension names the format.
+        media_type = next((t for t in map(_media_type_of, row.values()) if t), None)
         return Recording(
             provider=self.name,
             profile=self.profile,
@@ -404,6 +407,7 @@ class Kaleyra(Provider):
             started_at=started,
             ended_at=ended,
             duration_s=duration,
+            media_type=media_type,
             call_id=col("call_id"),
             direction=_direction(col("direction")),
             from_=col("from"),
@@ -500,7 +504,10 @@ class Kaleyra(Provider):
 
 def _media_type_of(link: str) -> str | None:
     """Kaleyra serves MP3 or WAV (DOC); the signed S3 link's path says which."""
-    path = urlsplit(link).path.lower()
+    try:
+        path = urlsplit(link.strip()).path.lower()
+    except ValueError:
+        return None
     if path.endswith(".mp3"):
         return "audio/mpeg"
     if path.endswith(".wav"):
