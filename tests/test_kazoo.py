@@ -236,6 +236,19 @@ def test_without_since_one_31_day_window_is_listed(kz: Any, cli: Any) -> None:
     assert result.jsonl()
 
 
+def test_until_moves_the_newest_window_back(kz: Any, cli: Any) -> None:
+    result = cli("kazoo", "list", "--since", "60d", "--until", "20d", "--jsonl")
+
+    assert result.exit_code == 0, result.stderr
+    windows = list(dict.fromkeys(kz.listing_windows()))
+    now_g = standin.gregorian_now()
+    assert abs(windows[0][1] - (now_g - 20 * 86_400)) < 30
+    assert abs(windows[-1][0] - (now_g - 60 * 86_400)) < 30
+    assert len(windows) == 2
+    starts = [kz.doc(r["ref"])["start"] for r in result.jsonl()]
+    assert starts and all(now_g - 61 * 86_400 < s < now_g - 20 * 86_400 for s in starts)
+
+
 def test_listing_pages_with_start_key_until_next_start_key_is_absent(kz: Any, cli: Any) -> None:
     kz.page_cap = 2
 
@@ -390,6 +403,18 @@ def test_show_of_a_missing_recording_exits_6(kz: Any, cli: Any, ref: str, messag
 
     assert result.exit_code == 6
     assert message in result.stderr
+
+
+@pytest.mark.parametrize("verb", ["show", "download", "delete", "tag"])
+def test_an_id_whose_month_database_is_missing_exits_6_at_once(kz: Any, cli: Any, verb: str) -> None:
+    ref = "199001-" + "0" * 32
+    extra = {"download": ("-o", "out"), "delete": ("--yes",), "tag": ("a=1",)}.get(verb, ())
+
+    result = cli("kazoo", verb, ref, *extra)
+
+    assert result.exit_code == 6
+    assert "its month database does not exist" in result.output
+    assert len(kz.server.requests(ref)) == 1  # an answer, not an outage: never retried
 
 
 def test_a_ref_that_is_not_an_id_exits_2_before_any_request(kz: Any, cli: Any) -> None:

@@ -52,7 +52,6 @@ WINDOW = 31 * 86_400
 PAGE_SIZE = 100
 """Kazoo accepts any positive page_size (default 50); fewer round trips for long histories."""
 
-RECORDING_ID = re.compile(r"^\d{6}-[0-9a-f]{32}$")
 SAFE_REF = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
 FILTER_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -75,9 +74,9 @@ def from_gregorian(value: Any) -> datetime | None:
         return None
     if seconds <= 0:
         return None
-    if seconds > GREGORIAN_OFFSET:
+    if GREGORIAN_OFFSET <= seconds < GREGORIAN_OFFSET + 1e10:
         seconds -= GREGORIAN_OFFSET
-    elif seconds > 1e11:  # neither Gregorian nor unix seconds (e.g. milliseconds): unknown
+    elif seconds >= 1e10:  # neither Gregorian nor unix seconds (e.g. milliseconds): unknown
         return None
     try:
         return datetime.fromtimestamp(seconds, tz=UTC)
@@ -302,10 +301,11 @@ class Kazoo(Provider):
             body: dict[str, Any] = {"data": {"api_key": self.config["api_key"]}}
         else:
             path, what = "user_auth", "username/password"
+            # Kazoo's own scheme (doc/user_authentication.md): md5 of "lowercased-user:password".
             pair = f"{self.config['username'].lower()}:{self.config['password']}"
             body = {
                 "data": {
-                    "credentials": hashlib.md5(pair.encode("utf-8")).hexdigest(),  # Kazoo's scheme, not ours
+                    "credentials": hashlib.md5(pair.encode("utf-8"), usedforsecurity=False).hexdigest(),
                     "account_name": self.config["account_name"],
                     "method": "md5",
                 }
@@ -377,7 +377,7 @@ class Kazoo(Provider):
                 hint="check account_id, or use a key/user of that account or its reseller",
             )
         if status == 404 and "bad" in atom and "identifier" in atom:
-            return self._not_found(response, path, ref, data)
+            return self._not_found(path, ref)
         if status == 400:
             return self._validation_error(atom, data)
         if status == 405:
@@ -393,25 +393,15 @@ class Kazoo(Provider):
                 "kazoo is still rate limiting after retries (too_many_requests)",
                 hint="wait a minute, or lower --jobs",
             )
-        if status == 503 and atom.startswith("datastore_missing") and RECORDING_ID.match(ref):
-            return NotFoundError(
-                f"recording {ref} not found (its month database does not exist on this server)",
-                hint="check the id with `recfetch kazoo list --since ...`",
-            )
         return None
 
-    def _not_found(self, response: httpx.Response, path: str, ref: str, data: Any) -> NotFoundError:
-        accept = response.request.headers.get("accept", "") if response.request is not None else ""
+    @staticmethod
+    def _not_found(path: str, ref: str) -> NotFoundError:
         if "/users/" in path and path.endswith("/recordings"):
             user = path.rsplit("/users/", 1)[-1].split("/", 1)[0]
             return NotFoundError(
                 f"kazoo user {user} not found (bad identifier)",
                 hint="use the user's 32-hex id from the Kazoo UI, not the user name",
-            )
-        if isinstance(data, dict) and data.get("details") and "audio/" in accept:
-            return NotFoundError(
-                f"recording {ref} has no attachment: Kazoo holds its metadata but no media",
-                hint="it may have been too short to keep, or stored elsewhere; see `recfetch kazoo show`",
             )
         return NotFoundError(
             f"recording {ref} not found (bad identifier)",
@@ -438,22 +428,40 @@ class Kazoo(Provider):
         return ProviderError(f"kazoo refused the request (validation error): {detail}")
 
     # -- requests -----------------------------------------------------------
-    def _get(self, path: str, *, params: Mapping[str, Any] | None = None, what: str) -> tuple[Any, bool]:
-        """GET JSON; (body, datastore_missing) — a missing month DB is reported, not retried."""
-        response = self.api.request("GET", path, params=params, ok=(200, 503), what=what)
+    def _send(self, method: str, path: str, *, what: str, **kw: Any) -> tuple[httpx.Response, bool]:
+        """One API request; (response, datastore_missing).
+
+        Kazoo answers 503 datastore_missing when the month DB of a window or id does
+        not exist: that is an answer, not an outage, so it is reported at once instead
+        of being retried. Any other 503 goes through the client's 5xx retries.
+        """
+        response = self.api.request(method, path, ok=(200, 201, 202, 204, 503), what=what, **kw)
+        if response.status_code != 503:
+            return response, False
         body = parse_json(response)
-        if response.status_code == 503:
-            atom = str(body.get("message") or "") if isinstance(body, dict) else ""
-            if atom.startswith("datastore_missing") or atom == "datastore missing view":
-                return None, True
-            # A real outage: ask again through the client's 5xx retries.
-            response = self.api.request("GET", path, params=params, what=what)
-            body = parse_json(response)
-        if body is None and response.content.strip():
-            self.api.json_of(response, what=what)  # raises the not-JSON ProviderError
+        atom = str(body.get("message") or "") if isinstance(body, dict) else ""
+        if atom.startswith("datastore_missing") or atom == "datastore missing view":
+            return response, True
+        return self.api.request(method, path, what=what, **kw), False
+
+    def _get(self, path: str, *, params: Mapping[str, Any] | None = None, what: str) -> tuple[Any, bool]:
+        """GET JSON; (body, datastore_missing)."""
+        response, missing = self._send("GET", path, params=params, what=what)
+        if missing:
+            return None, True
+        body = self.api.json_of(response, what=what)
         if not isinstance(body, dict):
             raise ProviderError(f"kazoo sent an unexpected {what} response (not a JSON object)")
         return body, False
+
+    @staticmethod
+    def _month_missing(ref: str) -> NotFoundError:
+        return NotFoundError(
+            f"recording {ref} not found (its month database does not exist on this server)",
+            hint="check the id with `recfetch kazoo list --since ...`",
+            provider="kazoo",
+            http_status=503,
+        )
 
     def _doc_path(self, ref: str) -> str:
         return f"accounts/{self.account_id}/recordings/{ref}"
@@ -547,12 +555,7 @@ class Kazoo(Provider):
         ref = self._check_ref(ref)
         body, missing = self._get(self._doc_path(ref), what=f"recording {ref}")
         if missing:
-            raise NotFoundError(
-                f"recording {ref} not found (its month database does not exist on this server)",
-                hint="check the id with `recfetch kazoo list --since ...`",
-                provider=self.name,
-                http_status=503,
-            )
+            raise self._month_missing(ref)
         doc = body.get("data")
         if not isinstance(doc, dict):
             raise ProviderError(f"kazoo sent recording {ref} without a data object")
@@ -629,17 +632,21 @@ class Kazoo(Provider):
     def delete(self, recording: Recording) -> None:
         """DELETE the doc (and an attachment stored on it); external storage copies stay."""
         ref = self._check_ref(recording.ref)
-        self.api.request("DELETE", self._doc_path(ref), what=f"recording {ref}")
+        _response, missing = self._send("DELETE", self._doc_path(ref), what=f"recording {ref}")
+        if missing:
+            raise self._month_missing(ref)
 
     def tag(self, ref: str, metadata: Mapping[str, Any]) -> Recording:
         """PATCH user_metadata (Kazoo 5.x merges it into the doc); the updated recording."""
         ref = self._check_ref(ref)
-        response = self.api.request(
+        response, missing = self._send(
             "PATCH",
             self._doc_path(ref),
             json_body={"data": {"user_metadata": dict(metadata)}},
             what=f"recording {ref}",
         )
+        if missing:
+            raise self._month_missing(ref)
         body = self.api.json_of(response, what=f"tagging {ref}")
         doc = body.get("data") if isinstance(body, dict) else None
         if not isinstance(doc, dict):
