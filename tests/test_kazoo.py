@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from recfetch import config
@@ -805,3 +806,96 @@ def test_large_account_lists_quickly(cli: Any, config_file: Path, monkeypatch: p
 
         assert result.exit_code == 0, result.stderr
         assert len(result.jsonl()) == 1500
+
+
+# ---------------------------------------------------------------------------
+# parsing units (httpx.MockTransport): liberal with what Kazoo sends, never a crash
+
+
+def _mock_kazoo(tmp_path: Path, listing: Any, *, auth: Any = None) -> Any:
+    from recfetch.providers.kazoo import Kazoo
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/api_auth"):
+            return httpx.Response(
+                201, json=auth if auth is not None else {"auth_token": "t" * 40, "data": {}}
+            )
+        return httpx.Response(200, json=listing)
+
+    settings = {
+        "base_url": "https://kazoo.test:8000/v2/",
+        "account_id": standin.ACCOUNT_ID,
+        "api_key": "k" * 64,
+    }
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    return Kazoo(settings, profile="unit", state_dir=tmp_path, http=http)
+
+
+def test_numbers_as_strings_nulls_and_odd_items_are_accepted(tmp_path: Path) -> None:
+    from recfetch.providers.base import ListQuery
+
+    doc = {
+        "id": "202511-" + "a" * 32,
+        "start": str(1_763_647_391 + GREGORIAN_OFFSET),
+        "duration_ms": None,
+        "duration": "30",
+        "direction": "INBOUND",
+        "media_type": ".wav",
+        "_read_only": {"content_types": None},
+        "brand_new_field": {"x": 1},
+    }
+    listing = {"data": [doc, "not-a-doc", None], "next_start_key": "", "page_size": "3"}
+
+    (record,) = list(_mock_kazoo(tmp_path, listing).iter_recordings(ListQuery()))
+
+    assert record.started_at is not None and record.started_at.isoformat() == "2025-11-20T14:03:11+00:00"
+    assert record.duration_s == 30.0
+    assert record.direction == "inbound"
+    assert record.media_type == "audio/wav"  # from the `.wav` media_type when content_type is absent
+    assert (record.status, record.downloadable) == ("unknown", True)
+    assert record.raw["brand_new_field"] == {"x": 1}
+
+
+@pytest.mark.parametrize(
+    ("listing", "message"),
+    [
+        ({"data": {"id": "x"}}, "data is not a list"),
+        ({"data": [{"name": "no id"}]}, "recording without an id"),
+        (["not", "an", "object"], "not a JSON object"),
+    ],
+)
+def test_garbage_listings_raise_a_provider_error(tmp_path: Path, listing: Any, message: str) -> None:
+    from recfetch.errors import ProviderError
+    from recfetch.providers.base import ListQuery
+
+    with pytest.raises(ProviderError, match=message):
+        list(_mock_kazoo(tmp_path, listing).iter_recordings(ListQuery()))
+
+
+def test_a_login_answer_without_auth_token_is_a_provider_error(tmp_path: Path) -> None:
+    from recfetch.errors import ProviderError
+    from recfetch.providers.base import ListQuery
+
+    provider = _mock_kazoo(tmp_path, {"data": []}, auth={"data": {"account_id": standin.ACCOUNT_ID}})
+
+    with pytest.raises(ProviderError, match="accepted the api_key but sent no auth_token"):
+        list(provider.iter_recordings(ListQuery()))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (63_900_000_000, "2024-11-28T08:00:00+00:00"),
+        ("63900000000", "2024-11-28T08:00:00+00:00"),
+        (1_732_780_800, "2024-11-28T08:00:00+00:00"),  # unix seconds from an odd writer
+        (1_732_780_800_000, None),  # milliseconds: unknown rather than wrong
+        (None, None),
+        ("soon", None),
+        (-5, None),
+    ],
+)
+def test_start_times_are_read_as_gregorian_seconds(value: Any, expected: str | None) -> None:
+    from recfetch.providers.kazoo import from_gregorian
+
+    parsed = from_gregorian(value)
+    assert (parsed.isoformat() if parsed else None) == expected
