@@ -183,6 +183,13 @@ def test_stale_pid_file_without_a_lock_is_overwritten(tmp_path: Path) -> None:
         assert lock.holder() == os.getpid()
 
 
+def test_an_unwritable_state_dir_is_a_config_error_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "locks").write_text("a file where the folder should be")
+    with pytest.raises(ConfigError) as info:
+        Lock(tmp_path, "work", "kazoo").acquire()
+    assert "RECFETCH_STATE_DIR" in info.value.one_line()
+
+
 def test_profile_names_cannot_escape_the_locks_folder(tmp_path: Path) -> None:
     lock = Lock(tmp_path, "../../evil", "kazoo")
     assert lock.path.parent == tmp_path / "locks"
