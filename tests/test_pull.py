@@ -7,6 +7,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -20,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from recfetch.errors import LockedError
 from recfetch.providers import registry
 from recfetch.providers.base import iso
 from recfetch.sandbox import Sandbox
@@ -433,10 +433,6 @@ def test_second_concurrent_pull_process_exits_11_naming_the_first_pid_then_sigte
     assert again.exit_code == 0, again.output
 
 
-def test_lock_error_is_a_locked_error_with_exit_11() -> None:
-    assert LockedError.exit_code == 11
-
-
 # ---------------------------------------------------------------------------
 # interruption and resume
 
@@ -734,7 +730,9 @@ def test_human_summary_on_stderr_names_each_failure_with_its_reason(
     assert "downloaded" in res.stdout  # one human line per file on stdout
     assert "1 failed" in res.stderr
     assert f"failed {victim}:" in res.stderr
-    assert " in " in res.stderr and "s" in res.stderr  # bytes and time
+    assert re.search(r"\d+ downloaded, \d+ skipped, 1 failed; [\d.]+ [KM]?B in [\d.]+s", res.stderr), (
+        res.stderr
+    )
 
 
 def _setup_outcome(
@@ -806,3 +804,18 @@ def test_summary_exit_code_equals_the_process_exit_code(
     if code in (4, 5, 11):  # run-level errors also go to stderr as one JSON object
         errors = [json.loads(x) for x in res.stderr.splitlines() if x.startswith("{")]
         assert any(e.get("type") == "error" for e in errors), res.stderr
+
+
+def test_cron_line_prints_nothing_on_success_and_logs_everything(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path
+) -> None:
+    name = "kazoo" if "kazoo" in PROVIDERS else PROVIDERS[0]
+    log = tmp_path / "cron.jsonl"
+    args = ("--incremental", "--log-file", str(log), *source_args(sandbox_profile, name, tmp_path))
+    res = cli("--quiet", name, "pull", "-o", str(tmp_path / "out"), *args)
+    assert res.exit_code == 0, res.output
+    assert res.stdout == "" and res.stderr == ""  # cron mails nothing
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    downloaded = [r["ref"] for r in records if (r["event"] or {}).get("outcome") == "downloaded"]
+    assert downloaded and len(downloaded) == len(list((tmp_path / "out").rglob("*.*")))
+    assert any("watermark" in r["msg"] for r in records)
