@@ -632,6 +632,23 @@ def test_token_that_dies_mid_run_is_renewed_by_reminting(kz: Any, cli: Any, tmp_
     assert Path(result.jsonl()[0]["path"]).read_bytes() == kz.media(ref)
 
 
+def test_parallel_downloads_with_a_dead_token_log_in_again_only_once(
+    kz: Any, cli: Any, tmp_path: Path
+) -> None:
+    kz.expire_tokens_at_next_media()  # the session dies after the listing, under four download threads
+
+    result = cli("kazoo", "pull", "--since", "120d", "-o", str(tmp_path), "-j", "4", "--jsonl")
+
+    assert result.exit_code == 0, result.stderr
+    assert kz.auth_calls == 2  # one renewal shared by every thread, no stampede
+    events = [e for e in result.jsonl() if e["type"] == "file"]
+    downloaded = [e for e in events if e["outcome"] == "downloaded"]
+    assert {e["ref"] for e in downloaded} == set(kz.ids(downloadable=True))
+    assert all(Path(e["path"]).read_bytes() == kz.media(e["ref"]) for e in downloaded)
+    rejected = [r for r in _media_requests(kz) if r.headers["x-auth-token"] == kz.issued_tokens()[0]]
+    assert len(rejected) >= 1
+
+
 def test_pull_downloads_every_recording_with_media_and_skips_the_rest(
     kz: Any, cli: Any, tmp_path: Path
 ) -> None:
