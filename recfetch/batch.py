@@ -166,6 +166,7 @@ def run_batch(
     in_flight: set[Future[tuple[FileResult, Extra]]] = set()
     jobs = max(1, opts.jobs)
     seen_paths: set[Path] = set()
+    seen_refs: set[str] = set()
 
     def record(res: FileResult, extra: Extra = None) -> None:
         with lock:
@@ -251,6 +252,11 @@ def run_batch(
                         result.attempted += 1
                 record(recording)
                 continue
+            if recording.ref in seen_refs:
+                # Overlapping listing windows may repeat a recording: never fetch it twice in one run.
+                record(FileResult(recording.ref, "skipped", "duplicate in this run", None, 0, None, None))
+                continue
+            seen_refs.add(recording.ref)
             if not recording.downloadable:
                 reason = recording.skip_reason or f"not downloadable (status {recording.status})"
                 record(FileResult(recording.ref, "skipped", reason, None, 0, None, None))

@@ -819,3 +819,17 @@ def test_cron_line_prints_nothing_on_success_and_logs_everything(
     downloaded = [r["ref"] for r in records if (r["event"] or {}).get("outcome") == "downloaded"]
     assert downloaded and len(downloaded) == len(list((tmp_path / "out").rglob("*.*")))
     assert any("watermark" in r["msg"] for r in records)
+
+
+def test_a_recording_named_twice_in_one_run_is_fetched_once(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path, mints: collections.Counter[str]
+) -> None:
+    name = "bird" if "bird" in PROVIDERS else PROVIDERS[0]
+    ref = add_new(sandbox_profile, name)
+    res = cli(name, "download", "-o", str(tmp_path / "out"), "--jsonl", "--no-archive", ref, ref)
+    assert res.exit_code == 0, res.output
+    assert sorted((e["outcome"], e["reason"] or "") for e in events(res)) == [
+        ("downloaded", ""),
+        ("skipped", "duplicate in this run"),
+    ]
+    assert mints[name] == 1
