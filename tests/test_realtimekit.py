@@ -15,7 +15,7 @@ import httpx
 import pytest
 from conftest import assert_no_credentials_at_storage
 
-from recfetch.errors import ConfigError, ProviderError, UsageError
+from recfetch.errors import ConfigError, NotFoundError, ProviderError, UsageError
 from recfetch.providers.base import RECORD_FIELDS, ListQuery
 from recfetch.providers.realtimekit import RealtimeKit
 from recfetch.sandbox import Sandbox
@@ -249,6 +249,14 @@ def test_url_prints_a_fresh_url_and_json_gives_its_expiry(cli: Any, rtk: Any, sa
     expected = min(datetime.now(UTC) + timedelta(days=7), retention_end)
     assert abs((expires - expected).total_seconds()) < 5 and expires > datetime.now(UTC)
     assert rtk.gets[rid] == 2  # one GET per `url`: the recording's own fresh URL is the one minted
+
+
+def test_url_expiry_follows_the_servers_download_url_expiry(cli: Any, rtk: Any) -> None:
+    rtk.url_ttl = 120
+    doc = cli("realtimekit", "url", rtk.ids(ready_only=True)[-1], "--json").json()
+    expires = datetime.fromisoformat(doc["expires_at"].replace("Z", "+00:00"))
+    assert abs((expires - datetime.now(UTC)).total_seconds() - 120) < 5
+    assert f"X-Expires={int(expires.timestamp())}" in doc["url"]
 
 
 def test_url_audio_gives_the_audio_export(cli: Any, rtk: Any, sandbox_rtk: Sandbox) -> None:
@@ -772,3 +780,17 @@ def test_unknown_status_filter_lists_the_valid_ones() -> None:
             _provider(lambda r: httpx.Response(500)).iter_recordings(ListQuery(options={"status": ["done"]}))
         )
     assert "UPLOADED" in (info.value.hint or "")
+
+
+def test_mint_refuses_a_url_whose_expiry_has_passed() -> None:
+    obj = {
+        "id": "00000000-0000-4000-8000-000000000001",
+        "status": "UPLOADED",
+        "download_url": "https://r2.example/x/rec.mp4?sig=1",
+        "download_url_expiry": "2020-01-01T00:00:00Z",
+    }
+    provider = _provider(lambda r: httpx.Response(200, json={"success": True, "data": obj}))
+    recording = provider.get_recording(obj["id"])
+    with pytest.raises(NotFoundError, match="expired at 2020-01-01T00:00:00Z") as info:
+        provider.mint(recording)
+    assert "clock" in (info.value.hint or "")

@@ -412,7 +412,8 @@ class RealtimeKit(Provider):
         if expires is not None and expires <= datetime.now(UTC):
             raise NotFoundError(
                 f"the download URL of RealtimeKit recording {base_id} expired at {iso(expires)}",
-                hint="RealtimeKit keeps recordings for 7 days; older ones are gone from its bucket",
+                hint="RealtimeKit keeps recordings for 7 days; if that is not long ago, "
+                "check this computer's clock",
                 provider=self.name,
             )
         log.debug("minted %s for %s", redact_url(url), recording.ref)
