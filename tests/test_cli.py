@@ -437,10 +437,34 @@ def test_json_mode_auth_and_config_errors(cli, sandbox_profile, monkeypatch: pyt
     assert config_error["code"] == "CONFIG" and config_error["provider"] is None
 
 
-def test_json_mode_usage_error_from_recfetch_is_json(cli, sandbox_profile) -> None:
-    result = cli("kismet", "list", "--jsonl", "--since", "yesterday-ish")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["kismet", "list", "--jsonl", "--since", "yesterday-ish"],
+        ["kismet", "list", "--jsonl", "--bogus"],
+        ["kismet", "list", "--format", "jsonl", "--limit", "0"],
+        ["kismet", "show", "--json"],
+        ["nosuch", "list", "--json"],
+    ],
+    ids=["recfetch-check", "unknown-option", "out-of-range", "missing-argument", "unknown-provider"],
+)
+def test_json_mode_usage_errors_are_json_even_from_option_parsing(
+    cli, sandbox_profile, args: list[str]
+) -> None:
+    result = cli(*args)
     assert result.exit_code == 2
-    assert json.loads(result.stderr)["code"] == "USAGE"
+    (line,) = lines(result.stderr)
+    error = json.loads(line)
+    assert error["type"] == "error" and error["code"] == "USAGE" and error["retryable"] is False
+    if "--since" not in args:  # Click knows the command path; recfetch's own checks run before any provider
+        assert error["provider"] == (None if args[0] == "nosuch" else "kismet")
+    assert result.stdout == ""
+
+
+def test_usage_errors_outside_json_mode_keep_clicks_usage_text(cli) -> None:
+    result = cli("kismet", "list", "--bogus")
+    assert result.exit_code == 2
+    assert "Usage: recfetch kismet list" in result.stderr and "No such option: --bogus" in result.stderr
 
 
 def test_json_mode_warnings_are_json_too(cli, sandbox_profile) -> None:

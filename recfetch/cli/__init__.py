@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from recfetch import __version__
 from recfetch.cli._runtime import Runtime, set_current, setup_logging
@@ -23,8 +25,64 @@ class Color(str, Enum):
     never = "never"
 
 
+def _json_requested(args: list[str]) -> bool:
+    """Whether the command line asks for --json/--jsonl output (so errors must be JSON too)."""
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("--json", "--jsonl", "--format=json", "--format=jsonl"):
+            return True
+        if arg == "--format" and index + 1 < len(args) and args[index + 1] in ("json", "jsonl"):
+            return True
+    return False
+
+
+def _as_json_usage_error(exc: Exception, args: list[str]) -> None:
+    """Make Click's own usage errors (unknown option, bad choice) print one JSON object in JSON mode."""
+    if not (_json_requested(args) and hasattr(exc, "format_message") and hasattr(exc, "show")):
+        return
+    ctx = getattr(exc, "ctx", None)
+    words = (ctx.command_path.split() if ctx is not None else [])[1:2]
+    provider = words[0] if words and words[0] in NAMES else None
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+
+    def show(file: object = None) -> None:
+        payload = {
+            "type": "error",
+            "code": "USAGE",
+            "message": f"{exc.format_message()}{where}",  # type: ignore[attr-defined]
+            "provider": provider,
+            "http_status": None,
+            "retryable": False,
+        }
+        sys.stderr.write(json.dumps(payload) + "\n")
+        sys.stderr.flush()
+
+    exc.show = show  # type: ignore[attr-defined]
+
+
+class _RootGroup(TyperGroup):
+    """The root command; only here to give Click's usage errors a JSON form in --json/--jsonl mode."""
+
+    def make_context(self, info_name: str | None, args: list[str], *a: Any, **kw: Any) -> Any:
+        self._args = list(args)
+        try:
+            return super().make_context(info_name, args, *a, **kw)
+        except Exception as exc:
+            _as_json_usage_error(exc, self._args)
+            raise
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            _as_json_usage_error(exc, getattr(self, "_args", []))
+            raise
+
+
 app = typer.Typer(
     name="recfetch",
+    cls=_RootGroup,
     help="List and download call recordings from Kismet, Cloudflare RealtimeKit, Kazoo, Kaleyra and Bird.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
