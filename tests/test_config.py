@@ -298,9 +298,14 @@ def test_misshapen_config_is_exit_5(cli, config_file: Path, data: dict[str, Any]
     assert str(config_file) in result.stderr
 
 
-def test_config_path_that_is_a_directory_is_exit_5(cli, tmp_path: Path) -> None:
+def test_config_path_that_is_a_directory_is_exit_5(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = cli("--config", str(tmp_path), "config", "show")
-    assert result.exit_code in (2, 5)  # click refuses a directory for a file option before we can
+    assert result.exit_code == 5
+    assert "is a directory" in result.stderr
+    monkeypatch.setenv("RECFETCH_CONFIG", str(tmp_path))
+    assert cli("kismet", "list").exit_code == 5
 
 
 def test_world_readable_file_with_secrets_warns_on_stderr(cli, config_file: Path) -> None:

@@ -116,7 +116,6 @@ def root(
             "--config",
             envvar="RECFETCH_CONFIG",
             help="Config file (default: the platform's user config dir).",
-            dir_okay=False,
         ),
     ] = None,
     quiet: Annotated[
