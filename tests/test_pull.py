@@ -489,9 +489,24 @@ def test_delete_after_deletes_only_verified_downloads_and_a_failed_one_is_kept(
 ) -> None:
     victim = add_new(sandbox_profile, name)
     fail_media(sandbox_profile, name, victim)
-    res = pull(cli, sandbox_profile, name, tmp_path, "--delete-after", "--yes", "--retries", "0", "--jsonl")
+    log = tmp_path / "log.jsonl"
+    res = pull(
+        cli,
+        sandbox_profile,
+        name,
+        tmp_path,
+        "--delete-after",
+        "--yes",
+        "--retries",
+        "0",
+        "--jsonl",
+        "--log-file",
+        str(log),
+    )
     assert res.exit_code == 3, res.output
     deleted = set(sandbox_profile[name].deleted)
+    logged = [json.loads(x) for x in log.read_text().splitlines()]
+    assert {r["ref"] for r in logged if r.get("deleted") and r["msg"].startswith("deleted ")} == deleted
     downloaded = by_outcome(res, "downloaded")
     assert deleted == {e["ref"] for e in downloaded}
     assert all(e["deleted"] is True for e in downloaded)
