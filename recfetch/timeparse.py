@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from recfetch.errors import UsageError
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_EPOCH = re.compile(r"^\d{9,14}(\.\d+)?$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 HELP = "use RFC 3339 (2025-11-20T14:00:00Z), a date (2025-11-20) or an age (90m, 12h, 7d)"
 
@@ -59,18 +60,29 @@ def parse_time(
 
 
 def parse_provider_time(value: object) -> datetime | None:
-    """Be liberal with what providers send: ISO strings with or without Z, epoch numbers."""
-    if value in (None, "", 0):
+    """Be liberal with what providers send: ISO strings with or without Z, epoch numbers.
+
+    Epoch values may be seconds or milliseconds, as numbers or numeric strings; garbage
+    gives None (an unknown time), never an exception.
+    """
+    if value is None or isinstance(value, bool) or value in ("", 0):
         return None
+    if isinstance(value, str) and _EPOCH.match(value.strip()):
+        value = float(value)
     if isinstance(value, int | float):
+        seconds = float(value)
+        if abs(seconds) >= 1e11:  # milliseconds: 1e11 s is the year 5138
+            seconds /= 1000.0
+        if seconds <= 0:
+            return None
         try:
-            return datetime.fromtimestamp(float(value), tz=UTC)
+            return datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
     if not isinstance(value, str):
         return None
     text = value.strip()
-    if text.startswith("0001-01-01"):
+    if not text or text.startswith("0001-01-01"):
         return None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -500,3 +500,48 @@ def test_cloudflare_is_an_alias_of_realtimekit(cli, sandbox_profile) -> None:
     assert a.exit_code == b.exit_code == 0
     assert [r["ref"] for r in a.jsonl()] == [r["ref"] for r in b.jsonl()]
     assert "cloudflare" not in cli("--help").stdout  # hidden alias
+
+
+# ---------------------------------------------------------------------------
+# time values (--since/--until and what providers send)
+
+
+def test_since_until_forms_resolve_to_utc() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from recfetch.timeparse import parse_time
+
+    now = datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
+    assert parse_time("90m", now=now) == now - timedelta(minutes=90)
+    assert parse_time("7d", now=now) == now - timedelta(days=7)
+    assert parse_time("2025-11-20", tz="Europe/Rome") == datetime(2025, 11, 19, 23, 0, tzinfo=UTC)
+    assert parse_time("2025-11-20", tz="UTC") == datetime(2025, 11, 20, tzinfo=UTC)
+    assert parse_time("2025-11-20T14:00:00+02:00") == datetime(2025, 11, 20, 12, 0, tzinfo=UTC)
+    assert parse_time("2025-11-20T14:00:00z") == datetime(2025, 11, 20, 14, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-11-20T14:03:11Z", "2025-11-20T14:03:11Z"),
+        ("2025-11-20T14:03:11.1234567+02:00", "2025-11-20T12:03:11.123Z"),
+        ("2025-11-20 14:03:11", "2025-11-20T14:03:11Z"),
+        (1763647391, "2025-11-20T14:03:11Z"),
+        ("1763647391", "2025-11-20T14:03:11Z"),
+        (1763647391000, "2025-11-20T14:03:11Z"),
+        (None, None),
+        ("", None),
+        (0, None),
+        (True, None),
+        ("garbage", None),
+        ({"at": 1}, None),
+        ("0001-01-01T00:00:00Z", None),
+        (float("nan"), None),
+        (1e300, None),
+    ],
+)
+def test_provider_times_are_read_liberally_and_never_crash(value: object, expected: str | None) -> None:
+    from recfetch.providers.base import iso
+    from recfetch.timeparse import parse_provider_time
+
+    assert iso(parse_provider_time(value)) == expected
