@@ -545,3 +545,26 @@ def test_provider_times_are_read_liberally_and_never_crash(value: object, expect
     from recfetch.timeparse import parse_provider_time
 
     assert iso(parse_provider_time(value)) == expected
+
+
+def test_a_bug_outside_any_command_body_is_still_an_internal_error(cli_proc, tmp_path: Path) -> None:
+    # Breaking logging setup makes the root callback itself fail, before run() is in charge.
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import recfetch.cli\n"
+        "def broken(verbose):\n"
+        "    token = 'hook-held-token-9f8e'\n"
+        "    raise ValueError('ui exploded')\n"
+        "recfetch.cli.setup_logging = broken\n"
+    )
+    env = {"PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = cli_proc("providers", env=env)
+    assert result.exit_code == 1
+    assert lines(result.stderr) == [
+        "error: internal error: ValueError: ui exploded (run again with -v for a traceback and report it)"
+    ]
+    verbose = cli_proc("-v", "providers", env=env)
+    assert verbose.exit_code == 1
+    assert "Traceback (most recent call last)" in verbose.stderr
+    assert "hook-held-token-9f8e" not in verbose.output  # no locals in the traceback

@@ -183,7 +183,11 @@ def main() -> None:
         from recfetch.cli._runtime import current
         from recfetch.redact import scrub
 
-        if current().ui.verbose:
+        # The root callback may not have run (that may be what failed): look at argv for -v too.
+        verbose = current().ui.verbose or any(
+            arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}) for arg in sys.argv[1:]
+        )
+        if verbose:
             sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
         sys.stderr.write(
             f"error: internal error: {type(exc).__name__}: {scrub(str(exc))} "
