@@ -91,15 +91,13 @@ def _bash_complete(tmp_path: Path, line: str) -> list[str]:
 
 
 def test_bash_completion_completes_a_provider_name(tmp_path: Path) -> None:
-    from recfetch.providers import registry
-
-    names = list(registry())
-    assert names, "no provider registered"
-    name = names[0]
-    assert _bash_complete(tmp_path, f"recfetch {name[:3]}") == [name]
+    assert _bash_complete(tmp_path, "recfetch kaz") == ["kazoo"]
+    assert _bash_complete(tmp_path, "recfetch -p work kis") == ["kismet"]
 
 
 def test_bash_completion_completes_verbs_and_options(tmp_path: Path) -> None:
     assert "config" in _bash_complete(tmp_path, "recfetch con")
     assert _bash_complete(tmp_path, "recfetch config sh") == ["show"]
     assert "--no-progress" in _bash_complete(tmp_path, "recfetch --no-p")
+    assert _bash_complete(tmp_path, "recfetch kazoo ta") == ["tag"]
+    assert "--since" in _bash_complete(tmp_path, "recfetch bird list --si")

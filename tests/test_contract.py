@@ -241,6 +241,7 @@ def test_url_prints_a_fresh_url_or_refuses_with_exit_2(
     assert result.exit_code == 0, result.output
     url = result.stdout.strip()
     assert re.fullmatch(r"https?://\S+", url)
+    assert "X-Signature" in url  # the stand-ins sign like S3: what every other command must hide
     as_json = cli(name, "url", record["ref"], "--json")
     assert as_json.exit_code == 0
     doc = as_json.json()
