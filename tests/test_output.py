@@ -287,3 +287,18 @@ def test_color_always_colours_even_a_pipe(cli_proc, sandbox_profile) -> None:
     assert result.exit_code == 6
     assert ANSI in result.stderr
     assert ANSI not in cli_proc("kismet", "show", "999999/999999/999999").stderr
+
+
+def test_a_reader_that_stops_early_ends_the_listing_quietly(tmp_path: Path, config_file: Path) -> None:
+    # `list --jsonl | head -n 1` must not print "internal error: BrokenPipeError".
+    with Sandbox(recordings=300, providers=["realtimekit"]) as box:
+        box.write_profile(config_file, "sandbox")
+        command = f"{sys.executable} -m recfetch -p sandbox realtimekit list --jsonl | head -n 1"
+        proc = subprocess.run(
+            ["bash", "-c", command + '; echo "status=${PIPESTATUS[0]}" >&2'],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert json.loads(proc.stdout)["provider"] == "realtimekit"
+    assert proc.stderr == "status=141\n"  # silent, and the code a SIGPIPE-killed writer has

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -162,6 +163,11 @@ def run(body: Callable[[], T]) -> T:
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except typer.Exit:
         raise
+    except BrokenPipeError:
+        # The reader went away (`list --jsonl | head`); sockets never get here (httpx wraps their
+        # errors). Not worth a message: exit as a process killed by SIGPIPE would (128 + 13).
+        _silence_stdout(rt.ui.stdout)
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
     except Exception as exc:  # a bug: never show locals, credentials live there
         if rt.ui.verbose:
             rt.ui.stderr.write(scrub("".join(traceback.format_exception(exc))))
@@ -172,6 +178,19 @@ def run(body: Callable[[], T]) -> T:
             )
         )
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+EXIT_BROKEN_PIPE = 141
+
+
+def _silence_stdout(stream: Any) -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail with EPIPE again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def usage(message: str, hint: str | None = None) -> UsageError:
