@@ -362,9 +362,18 @@ def test_config_set_keeps_other_profiles_and_warns_that_comments_go(cli, config_
     assert data["profiles"]["work"]["kismet"] == {"client_id": "work-id"}
 
 
+def test_config_set_of_a_secret_warns_about_shell_history(cli, config_file: Path) -> None:
+    result = cli("config", "set", "kismet.client_secret", "typed-in-the-shell")
+    assert result.exit_code == 0
+    assert "shell history" in result.stderr and "recfetch kismet login" in result.stderr
+    assert "typed-in-the-shell" not in result.output
+    assert "shell history" not in cli("config", "set", "kismet.client_id", "plain").stderr
+
+
 def test_config_set_accepts_a_cmd_key_for_a_secret(cli, config_file: Path) -> None:
     result = cli("config", "set", "kismet.client_secret_cmd", "pass show kismet")
     assert result.exit_code == 0, result.output
+    assert "shell history" not in result.stderr
     assert show(cli)["providers"]["kismet"]["client_secret"]["source"] == "cmd"
 
 

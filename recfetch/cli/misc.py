@@ -115,6 +115,11 @@ def config_set(
         provider, name = config.split_dotted(key)
         provider = _provider_name(provider)
         _check_key(provider, name)
+        if config.is_secret_key(name) and not name.endswith("_cmd"):
+            rt.ui.warn(
+                f"warning: a secret on the command line stays in your shell history; "
+                f"`recfetch {provider} login` asks for it with hidden input"
+            )
         _warn_comments(rt)
         config.set_value(rt.config_path, rt.profile, provider, name, value)
         rt.ui.info(f"set {provider}.{name} in profile {rt.profile!r} ({rt.config_path})")
