@@ -8,6 +8,7 @@ import itertools
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
@@ -174,16 +175,25 @@ def _direction(value: str | None) -> str | None:
     return None
 
 
-def _open_report(source: str) -> TextIO:
+@contextmanager
+def _open_report(source: str) -> Iterator[TextIO]:
+    """The report as text; `-` is stdin, which is left open for whoever reads it next."""
     if source == "-":
         buffer = getattr(sys.stdin, "buffer", None)
         if buffer is None:
-            return sys.stdin
-        return io.TextIOWrapper(buffer, encoding="utf-8-sig", errors="replace", newline="")
+            yield sys.stdin
+            return
+        wrapper = io.TextIOWrapper(buffer, encoding="utf-8-sig", errors="replace", newline="")
+        try:
+            yield wrapper
+        finally:
+            with suppress(ValueError):
+                wrapper.detach()
+        return
     path = Path(source).expanduser()
     try:
         # Exports from spreadsheet tools often start with a BOM; stray bytes must not stop a pull.
-        return path.open(encoding="utf-8-sig", errors="replace", newline="")
+        stream = path.open(encoding="utf-8-sig", errors="replace", newline="")
     except FileNotFoundError:
         raise ReportError(
             f"kaleyra report {source} does not exist",
@@ -193,6 +203,8 @@ def _open_report(source: str) -> TextIO:
         raise ReportError(f"kaleyra report {source} is a directory", hint="pass the CSV file") from None
     except OSError as exc:
         raise ReportError(f"cannot read kaleyra report {source}: {exc.strerror}") from None
+    with stream:
+        yield stream
 
 
 def _dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
@@ -266,8 +278,6 @@ def read_report(
                 yield values
         except csv.Error as exc:
             raise ReportError(f"kaleyra report {source} is not valid CSV: {exc}") from None
-        finally:
-            stream.close()
 
     return headers, column, rows()
 
@@ -287,10 +297,8 @@ class Kaleyra(Provider):
     def __init__(self, settings: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self.validity = self._validity(self.options.get("validity"))
-        mode = str(
-            getattr(self.options.get("link_mode"), "value", None) or self.options.get("link_mode") or "json"
-        )
-        mode = mode.lower()
+        mode = self.options.get("link_mode") or "json"
+        mode = str(getattr(mode, "value", mode)).lower()  # the CLI passes an Enum member
         if mode not in LINK_MODES:
             raise UsageError(f"--link-mode {mode!r} is not one of {', '.join(LINK_MODES)}")
         self.link_mode = mode
@@ -353,34 +361,34 @@ class Kaleyra(Provider):
         return self._rows(str(source), query)
 
     def _rows(self, source: str, query: ListQuery) -> Iterator[Recording]:
-        headers, id_column, rows = read_report(
-            _open_report(source), id_column=query.options.get("id_column"), source=source
-        )
-        start_column = _find(headers, START_COLUMNS)
-        if (query.since or query.until) and start_column is None:
-            rows.close()
-            raise ReportError(
-                f"kaleyra report {source} has no call start-time column to apply --since/--until "
-                "(or --incremental) to",
-                hint="drop those flags, or export the report with the call start time",
+        with _open_report(source) as stream:
+            headers, id_column, rows = read_report(
+                stream, id_column=query.options.get("id_column"), source=source
             )
-        columns = _columns(headers)
-        seen: set[str] = set()
-        for row in rows:
-            ref = row.get(id_column, "").strip()
-            if not ref or ref in seen:
-                continue
-            record = self._record(ref, row, columns)
-            if query.since or query.until:
-                started = record.started_at
-                if started is None:
+            start_column = _find(headers, START_COLUMNS)
+            if (query.since or query.until) and start_column is None:
+                raise ReportError(
+                    f"kaleyra report {source} has no call start-time column to apply --since/--until "
+                    "(or --incremental) to",
+                    hint="drop those flags, or export the report with the call start time",
+                )
+            columns = _columns(headers)
+            seen: set[str] = set()
+            for row in rows:
+                ref = row.get(id_column, "").strip()
+                if not ref or ref in seen:
                     continue
-                if query.since and started < query.since:
-                    continue
-                if query.until and started >= query.until:
-                    continue
-            seen.add(ref)
-            yield record
+                record = self._record(ref, row, columns)
+                if query.since or query.until:
+                    started = record.started_at
+                    if started is None:
+                        continue
+                    if query.since and started < query.since:
+                        continue
+                    if query.until and started >= query.until:
+                        continue
+                seen.add(ref)
+                yield record
 
     def _record(self, ref: str, row: Mapping[str, str], columns: Mapping[str, str | None]) -> Recording:
         def col(kind: str) -> str | None:
@@ -452,6 +460,9 @@ class Kaleyra(Provider):
             filename=recording.filename,
             media_type=recording.media_type or _media_type_of(link),
         )
+
+    def close(self) -> None:
+        self.api.close()  # the base class leaves the API client's connections open
 
     # -- minting -----------------------------------------------------------
     def _mint_response(self, rid: str) -> httpx.Response:
