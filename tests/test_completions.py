@@ -101,3 +101,20 @@ def test_bash_completion_completes_verbs_and_options(tmp_path: Path) -> None:
     assert "--no-progress" in _bash_complete(tmp_path, "recfetch --no-p")
     assert _bash_complete(tmp_path, "recfetch kazoo ta") == ["tag"]
     assert "--since" in _bash_complete(tmp_path, "recfetch bird list --si")
+
+
+def test_fish_completion_completes_a_provider_and_its_verbs(tmp_path: Path) -> None:
+    fish = shutil.which("fish")
+    if fish is None:
+        pytest.skip("fish is not installed (.ci/run installs it)")
+    env = {**os.environ, "PATH": f"{_bin_with_recfetch(tmp_path)}{os.pathsep}{os.environ['PATH']}"}
+    env["PYTHONPATH"] = str(REPO)
+    script = (
+        f"source {COMPLETIONS / FILES['fish']}; "
+        "complete -C 'recfetch kaz'; echo ---; complete -C 'recfetch kazoo t'"
+    )
+    proc = subprocess.run([fish, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    providers, verbs = proc.stdout.split("---\n")
+    assert [line.split("\t")[0] for line in providers.splitlines()] == ["kazoo"]
+    assert [line.split("\t")[0] for line in verbs.splitlines()] == ["tag"]
