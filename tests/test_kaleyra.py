@@ -292,6 +292,16 @@ def test_invalid_and_expired_ids_exit_6_with_distinct_messages(
     assert "Invalid Id" not in res.stderr
 
 
+def test_an_id_that_spells_invalidid_is_still_told_apart_by_the_message(
+    kal: KaleyraStandIn, cli: Any
+) -> None:
+    rid = kal.add_recording("InvalidId+expired==", expired=True)
+    res = cli("kaleyra", "url", rid)
+    assert res.exit_code == 6 and "(Id Expired)" in res.stderr and "(Invalid Id)" not in res.stderr
+    res = cli("kaleyra", "url", "IdExpired+x==")
+    assert res.exit_code == 6 and "(Invalid Id)" in res.stderr and "(Id Expired)" not in res.stderr
+
+
 def test_invalid_id_in_json_mode_is_a_not_found_error_object(
     kal: KaleyraStandIn, cli: Any, tmp_path: Path
 ) -> None:

@@ -569,15 +569,16 @@ def _error_text(response: httpx.Response, body: Any) -> str:
 
 
 def _id_problem(rid: str, body: Any, text: str, status: int) -> RecfetchError | None:
-    lowered = text.lower()
-    if re.search(r"id\s*expired|expired\s*id", lowered):
+    # The raw text echoes the id back (`"id" : "…"`); an id spelling "invalidid" must not match.
+    lowered = (text.replace(rid, " ") if rid else text).lower()
+    if re.search(r"\bid\s*expired|\bexpired\s*id\b", lowered):
         return NotFoundError(
             f"kaleyra recording {rid} is older than 6 months and can no longer be fetched (Id Expired)",
             hint="Kaleyra keeps recordings for 6 months; remove old ids from the report or use --since",
             provider="kaleyra",
             http_status=status,
         )
-    if re.search(r"invalid\s*id", lowered):
+    if re.search(r"\binvalid\s*id\b", lowered):
         return NotFoundError(
             f"kaleyra does not know recording id {rid} (Invalid Id)",
             hint="copy the id exactly from the report's recording-id column",
