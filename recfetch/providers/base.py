@@ -288,4 +288,5 @@ class Provider(abc.ABC):
         return type(self).delete is not Provider.delete
 
     def close(self) -> None:
-        """Release anything held (cached tokens are already on disk)."""
+        """Release the API client's connections (cached tokens are already on disk)."""
+        self.api.close()

@@ -406,9 +406,6 @@ class Bird(Provider):
             filename=recording.filename,
         )
 
-    def close(self) -> None:
-        self.api.close()  # the base class leaves the API client's connections open
-
     def delete(self, recording: Recording) -> None:
         rid = recording.id
         try:

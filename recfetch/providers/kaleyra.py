@@ -461,9 +461,6 @@ class Kaleyra(Provider):
             media_type=recording.media_type or _media_type_of(link),
         )
 
-    def close(self) -> None:
-        self.api.close()  # the base class leaves the API client's connections open
-
     # -- minting -----------------------------------------------------------
     def _mint_response(self, rid: str) -> httpx.Response:
         download = "1" if self.link_mode == "redirect" else "0"

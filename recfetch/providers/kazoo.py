@@ -347,9 +347,6 @@ class Kazoo(Provider):
         self._renew(getattr(self._sent, "token", None))
         return True
 
-    def close(self) -> None:
-        self.api.close()
-
     # -- errors -------------------------------------------------------------
     def map_error(self, response: httpx.Response, body: Any) -> RecfetchError | None:
         """Kazoo's envelope: {"data": ..., "error": "<status>", "message": "<atom>", "status": "error"}."""
