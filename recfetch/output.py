@@ -196,7 +196,8 @@ def write_records(
         return count
     table = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        # A ref must survive copy and paste from the table: never wrap it.
+        table.add_column(column, overflow="fold", no_wrap=column == "ref")
     for record in records:
         table.add_row(*(_cell(record.get(c)) for c in columns))
         count += 1
