@@ -372,7 +372,7 @@ def test_declined_confirmation_deletes_nothing_and_exits_0(
         asked.append(refs)
         return False
 
-    monkeypatch.setattr("recfetch.cli.bird.confirm_delete", decline)
+    monkeypatch.setattr("recfetch.cli._confirm.confirm_delete", decline)
     rid = bird.ids()[0]
     res = cli("bird", "delete", rid)
     assert res.exit_code == 0 and "nothing deleted" in res.stderr

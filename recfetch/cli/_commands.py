@@ -22,6 +22,7 @@ from recfetch.errors import (
     NothingNewError,
     RecfetchError,
     UsageError,
+    batch_exit_code,
 )
 from recfetch.output import EventWriter, human_bytes, progress_for, write_one, write_records
 from recfetch.providers import get_provider
@@ -599,3 +600,48 @@ def event_line(provider: str, result: FileResult) -> dict[str, Any]:
 
 def configure_logging(verbose: int) -> None:
     setup_logging(verbose)
+
+
+# ---------------------------------------------------------------------------
+# delete (providers that implement Provider.delete)
+
+
+def delete_recordings(name: str, refs: list[str], *, yes: bool, as_json: bool) -> None:
+    """Delete recordings at the provider after confirmation; report each outcome."""
+    from recfetch.cli._confirm import confirm_delete
+
+    current().ui.json_errors = as_json
+
+    def body() -> None:
+        rt = current()
+        wanted = list(dict.fromkeys(r.strip() for r in read_refs(refs) if r.strip()))
+        if not wanted:
+            raise UsageError("no recording refs to delete", hint="pass refs, or - with refs on stdin")
+        if not confirm_delete(name, wanted, yes=yes):
+            rt.ui.info("nothing deleted")
+            return
+        provider = rt.provider(name)
+        deleted: list[str] = []
+        failures: list[tuple[str, RecfetchError]] = []
+        try:
+            for ref in wanted:
+                try:
+                    provider.delete(Recording(provider=name, profile=provider.profile, ref=ref, id=ref))
+                except RecfetchError as exc:
+                    if isinstance(exc, RUN_LEVEL) or len(wanted) == 1:
+                        raise
+                    failures.append((ref, exc))
+                    rt.ui.error(exc)
+                    continue
+                deleted.append(ref)
+                rt.ui.info(f"deleted {ref}")
+        finally:
+            provider.close()
+        if as_json:
+            failed = [{"ref": r, "code": e.code, "message": e.one_line()} for r, e in failures]
+            rt.ui.line(json.dumps({"deleted": deleted, "failed": failed}))
+        code = int(batch_exit_code([e for _, e in failures], len(wanted)))
+        if code:
+            raise typer.Exit(code)
+
+    run(body)

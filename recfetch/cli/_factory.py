@@ -353,6 +353,7 @@ def build_provider_app(
     login_extra: tuple[Flag, ...] = (),
     ref_help: str = "Recording ref (the `ref` field of `list`).",
     list_help: str | None = None,
+    delete_help: str | None = None,
 ) -> typer.Typer:
     """The sub-app with login, list, show, url, download and pull."""
     name = cls.name
@@ -506,4 +507,31 @@ def build_provider_app(
         "pull",
         help="List with the same filters, then download everything not yet downloaded (the cron command).",
     )(_make(pull, pull_params, "pull"))
+
+    if cls.delete is not Provider.delete:
+        _add_delete(app, cls, delete_help)
     return app
+
+
+def _add_delete(app: typer.Typer, cls: type[Provider], extra_help: str | None) -> None:
+    """`delete REF...`: the same confirmation and reporting for every provider that can delete."""
+    name = cls.name
+
+    def delete(
+        refs: Annotated[
+            list[str],
+            typer.Argument(
+                help="Recording refs to delete, or - to read them from stdin.", show_default=False
+            ),
+        ],
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help='Print {"deleted": [...], "failed": [...]} on stdout.')
+        ] = False,
+    ) -> None:
+        _commands.delete_recordings(name, refs, yes=yes, as_json=as_json)
+
+    help_text = f"Delete recordings at {cls.title} (asks first on a terminal; needs --yes otherwise)."
+    if extra_help:
+        help_text += "\n\n" + extra_help
+    app.command("delete", help=help_text)(delete)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, cast
 
 import typer
 
-from recfetch.cli._commands import read_refs
-from recfetch.cli._confirm import confirm_delete
 from recfetch.cli._factory import Flag, Format, build_provider_app, fmt_of
 from recfetch.cli._runtime import current, run
-from recfetch.errors import RUN_LEVEL, RecfetchError, UsageError, batch_exit_code
 from recfetch.output import write_one
-from recfetch.providers.base import Recording
 from recfetch.providers.kazoo import Kazoo, parse_tags
 
 LIST_FLAGS = (
@@ -44,6 +39,8 @@ app = build_provider_app(
     list_flags=LIST_FLAGS,
     ref_help="Recording id, YYYYMM-<32 hex> (the `ref` field of `list`).",
     list_help=LIST_HELP,
+    delete_help="Kazoo deletes the metadata doc and media stored on it; copies on an external "
+    "storage provider are not deleted.",
 )
 
 
@@ -75,64 +72,5 @@ def tag(
             write_one(rt.ui, provider.tag(ref, metadata).to_dict(), fmt)
         finally:
             provider.close()
-
-    run(body)
-
-
-@app.command("delete")
-def delete(
-    refs: Annotated[
-        list[str],
-        typer.Argument(help="Recording ids to delete, or - to read them from stdin.", show_default=False),
-    ],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help='Print {"deleted": [...], "failed": [...]} on stdout.')
-    ] = False,
-) -> None:
-    """Delete recordings at Kazoo (asks first on a terminal; needs --yes otherwise).
-
-    Kazoo deletes the metadata doc and media stored on it; copies on an external
-    storage provider are not deleted.
-    """
-    current().ui.json_errors = as_json
-
-    def body() -> None:
-        rt = current()
-        wanted = list(dict.fromkeys(r.strip() for r in read_refs(refs) if r.strip()))
-        if not wanted:
-            raise UsageError("no recording ids to delete", hint="pass ids, or - with ids on stdin")
-        if not confirm_delete("kazoo", wanted, yes=yes):
-            rt.ui.info("nothing deleted")
-            return
-        provider = rt.provider("kazoo")
-        deleted: list[str] = []
-        failures: list[tuple[str, RecfetchError]] = []
-        try:
-            for ref in wanted:
-                try:
-                    provider.delete(Recording(provider="kazoo", profile=provider.profile, ref=ref, id=ref))
-                except RecfetchError as exc:
-                    if isinstance(exc, RUN_LEVEL) or len(wanted) == 1:
-                        raise
-                    failures.append((ref, exc))
-                    rt.ui.error(exc)
-                    continue
-                deleted.append(ref)
-                rt.ui.info(f"deleted {ref}")
-        finally:
-            provider.close()
-        if as_json:
-            rt.ui.line(
-                json.dumps(
-                    {
-                        "deleted": deleted,
-                        "failed": [{"ref": r, "code": e.code, "message": e.one_line()} for r, e in failures],
-                    }
-                )
-            )
-        code = int(batch_exit_code([e for _, e in failures], len(wanted)))
-        if code:
-            raise typer.Exit(code)
 
     run(body)
