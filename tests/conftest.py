@@ -18,6 +18,10 @@ from recfetch.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The download engine's fixtures (storage stand-in helpers, the SeaweedFS S3 server).
+pytest.register_assert_rewrite("fixtures_download", "s3")
+pytest_plugins = ("fixtures_download", "s3")
+
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
