@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -130,6 +132,38 @@ def target_path(opts: BatchOptions, recording: Recording) -> Path:
     return opts.output_dir / Path(relative)
 
 
+def _typed_path(recording: Recording, res: FileResult) -> FileResult:
+    """Give a file saved as ``.bin`` the extension of the Content-Type it arrived with.
+
+    Some providers (Kaleyra) say nothing about the format until the bytes come;
+    an existing file of the same name is never replaced.
+    """
+    if res.path is None or res.path.suffix != naming.UNKNOWN_EXT or not res.media_type:
+        return res
+    ext = naming.extension_for(recording.replace(filename=None), res.media_type)
+    typed = res.path.with_suffix(ext)
+    if ext == naming.UNKNOWN_EXT or typed.exists():
+        return res
+    try:
+        os.replace(res.path, typed)
+    except OSError:
+        return res
+    return dataclasses.replace(res, path=typed)
+
+
+def _present(path: Path, recording: Recording) -> Path | None:
+    """The final file already on disk (for an unknown type: under any media extension)."""
+    candidates = [path]
+    if path.suffix == naming.UNKNOWN_EXT:
+        candidates += [path.with_suffix(ext) for ext in sorted(naming.media_extensions())]
+    for candidate in candidates:
+        if candidate.exists() and (
+            recording.size_bytes is None or candidate.stat().st_size == recording.size_bytes
+        ):
+            return candidate
+    return None
+
+
 def _failed(res: FileResult, exc: RecfetchError, reason: str) -> FileResult:
     return FileResult(res.ref, "failed", reason, res.path, res.bytes, res.sha256, exc, res.mints)
 
@@ -195,6 +229,7 @@ def run_batch(
         res = downloader.fetch(recording, path, lambda: provider.mint(recording))
         if res.outcome != "downloaded":
             return res, None
+        res = _typed_path(recording, res)
         for hook in opts.after_file:
             try:
                 hook(recording, res)
@@ -280,12 +315,9 @@ def run_batch(
             if path in seen_paths:
                 path = path.with_name(f"{path.stem}_{len(seen_paths)}{path.suffix}")
             seen_paths.add(path)
-            if (
-                not opts.overwrite
-                and path.exists()
-                and (recording.size_bytes is None or path.stat().st_size == recording.size_bytes)
-            ):
-                record(FileResult(recording.ref, "skipped", "already present", path, 0, None, None))
+            present = None if opts.overwrite else _present(path, recording)
+            if present is not None:
+                record(FileResult(recording.ref, "skipped", "already present", present, 0, None, None))
                 continue
             if opts.max_files is not None and count >= opts.max_files:
                 result.truncated = True

@@ -154,6 +154,8 @@ class FileResult:
     error: RecfetchError | None
     mints: int = 0
     """How many download URLs were minted for this file."""
+    media_type: str | None = None
+    """The Content-Type the recording's bytes arrived with (downloads only)."""
 
 
 class LocalWriteError(TransferError):
@@ -356,6 +358,7 @@ class _Job:
         self.expected = recording.size_bytes
         self.total: int | None = None
         self.etag: str | None = None
+        self.media_type: str | None = None
         self.meta_total: int | None = None
         self.received = 0
         self.high_water = 0
@@ -636,6 +639,8 @@ class _Job:
         if media_type in _ERROR_MEDIA_TYPES or media_type.endswith(("+json", "+xml")):
             raise _Rejected(f"HTTP {response.status_code} with Content-Type {media_type}",
                             page=True)
+        if media_type and media_type != "application/octet-stream":
+            self.media_type = media_type
         chunks: Iterable[bytes] = response.iter_raw()
         framed = True
         end: int | None = None
@@ -944,6 +949,7 @@ class _Job:
             sha256=sha256,
             error=None,
             mints=self.mints,
+            media_type=self.media_type,
         )
 
     def _discard(self) -> None:

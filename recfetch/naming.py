@@ -112,6 +112,15 @@ def _truncate(text: str, max_bytes: int) -> str:
     return cut + suffix
 
 
+UNKNOWN_EXT = ".bin"
+"""The extension of a recording whose type is unknown until its bytes arrive."""
+
+
+def media_extensions() -> set[str]:
+    """Every extension a known media type maps to."""
+    return set(_MEDIA_EXTENSIONS.values())
+
+
 def extension_for(recording: Recording, media_type: str | None = None) -> str:
     """The file extension: the server's file name, else the media type, else ``.bin``."""
     if recording.filename:
@@ -123,7 +132,7 @@ def extension_for(recording: Recording, media_type: str | None = None) -> str:
             essence = candidate.split(";", 1)[0].strip().lower()
             if essence in _MEDIA_EXTENSIONS:
                 return _MEDIA_EXTENSIONS[essence]
-    return ".bin"
+    return UNKNOWN_EXT
 
 
 def render(template: str, recording: Recording, *, ext: str) -> PurePosixPath:

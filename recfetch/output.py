@@ -277,7 +277,9 @@ class EventWriter:
             if not self.ui.quiet:
                 self.ui.line(f"downloaded  {event['path']}  ({human_bytes(event['bytes'])})")
         elif outcome == "skipped":
-            if self.ui.verbose or not self.ui.quiet:
+            # A nightly pull skips thousands of archived files: list them only with -v
+            # (the summary counts them).
+            if self.ui.verbose:
                 where = f"  {event['path']}" if event.get("path") else ""
                 self.ui.err.print(
                     f"skipped     {event['ref']}{where}  ({event.get('reason') or 'skipped'})",
