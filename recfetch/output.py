@@ -394,15 +394,16 @@ class RichProgress(NullProgress):
 
     def __enter__(self) -> RichProgress:
         self._progress.start()
-        self._overall = self._progress.add_task("total", total=None)
+        self._overall = self._progress.add_task(self._label(), total=None)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
 
     def _label(self) -> str:
-        files = "?" if self._files is None else str(self._files)
-        return f"total {self._done}/{files} files"
+        if self._files is None:  # a listing streams: the number of files is not known yet
+            return f"total: {self._done} file{'s' if self._done != 1 else ''} done"
+        return f"total: {self._done}/{self._files} files"
 
     def set_total_files(self, n: int | None) -> None:
         with self._lock:
