@@ -22,7 +22,8 @@ SENSITIVE_HEADERS = frozenset(
     }
 )
 
-_URL_RE = re.compile(r"https?://[^\s\"'<>]+")
+# The optional marker keeps scrubbing idempotent: an already redacted URL stays as it is.
+_URL_RE = re.compile(r"https?://[^\s\"'<>]+(?:<redacted>)?")
 
 
 def register_secret(value: str | None) -> None:
