@@ -250,6 +250,9 @@ def _csv_cell(value: Any) -> Any:
 # download events
 
 
+ROUTINE_SKIPS = frozenset({"in archive", "already present", "duplicate in this run"})
+
+
 class EventWriter:
     """`download`/`pull` results: per-file lines and a summary, in the chosen format."""
 
@@ -277,9 +280,10 @@ class EventWriter:
             if not self.ui.quiet:
                 self.ui.line(f"downloaded  {event['path']}  ({human_bytes(event['bytes'])})")
         elif outcome == "skipped":
-            # A nightly pull skips thousands of archived files: list them only with -v
-            # (the summary counts them).
-            if self.ui.verbose:
+            # A nightly pull skips thousands of archived files: routine skips are listed
+            # only with -v (the summary counts them); a skip with a reason to read is shown.
+            routine = event.get("reason") in ROUTINE_SKIPS
+            if self.ui.verbose or (not routine and not self.ui.quiet):
                 where = f"  {event['path']}" if event.get("path") else ""
                 self.ui.err.print(
                     f"skipped     {event['ref']}{where}  ({event.get('reason') or 'skipped'})",
