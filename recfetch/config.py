@@ -8,7 +8,6 @@ import shlex
 import stat
 import subprocess
 import sys
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
+from recfetch.atomic import write_private
 from recfetch.errors import ConfigError
 from recfetch.redact import register_secret
 
@@ -250,21 +250,7 @@ def save(path: Path, data: Mapping[str, Any]) -> None:
     `--config ./x.toml` must not chmod the user's working directory.
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    payload = tomli_w.dumps(_drop_none(data)).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_private(path, tomli_w.dumps(_drop_none(data)).encode("utf-8"))
 
 
 def _drop_none(value: Any) -> Any:

@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from recfetch.errors import RecfetchError
+from recfetch.providers.base import RECORD_FIELDS
 from recfetch.redact import scrub
 
 FORMATS = ("table", "json", "jsonl", "csv")
@@ -129,26 +130,7 @@ def _isatty(stream: TextIO) -> bool:
 
 
 TABLE_COLUMNS = ("ref", "status", "started_at", "duration_s", "size_bytes", "direction", "filename")
-CSV_COLUMNS = (
-    "provider",
-    "profile",
-    "ref",
-    "id",
-    "status",
-    "provider_status",
-    "downloadable",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "size_bytes",
-    "media_type",
-    "filename",
-    "call_id",
-    "direction",
-    "from",
-    "to",
-    "raw",
-)
+CSV_COLUMNS = RECORD_FIELDS
 
 
 def write_records(

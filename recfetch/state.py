@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from recfetch.atomic import write_private
 from recfetch.config import ensure_private_dir
 from recfetch.errors import ConfigError, LockedError
 
@@ -26,20 +26,9 @@ if TYPE_CHECKING:
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write a 0600 file atomically (temp file beside it, fsync, rename)."""
+    """Write a 0600 file atomically in a 0700 state folder."""
     ensure_private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_private(path, payload)
 
 
 class TokenCache:

@@ -14,11 +14,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,6 +27,7 @@ import typer
 
 from recfetch import config, timeparse
 from recfetch import manifest as manifest_mod
+from recfetch.atomic import write_private
 from recfetch.batch import ArchivedLike, BatchOptions, BatchResult
 from recfetch.cli._confirm import confirm_delete
 from recfetch.download import FileResult
@@ -96,22 +94,6 @@ def _strip_signed_urls(value: Any) -> Any:
     return value
 
 
-def _write_private(path: Path, payload: bytes) -> None:
-    """Write a 0600 file atomically beside ``path`` (the folder's own mode is left alone)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
@@ -121,7 +103,7 @@ def write_metadata_hook(recording: Recording, res: FileResult) -> None:
     path = Path(res.path)
     record = _strip_signed_urls(recording.to_dict())
     try:
-        _write_private(sidecar_path(path), (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
+        write_private(sidecar_path(path), (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
     except OSError as exc:
         raise TransferError(f"cannot write {sidecar_path(path)}: {exc.strerror}") from None
 
