@@ -77,6 +77,8 @@ class Ui:
         """--json/--jsonl mode: errors, warnings and notes on stderr are JSON objects too."""
         # Progress needs a real terminal on stderr: `--color always` forces colour, never bars.
         self.show_progress = progress and not quiet and _isatty(self.stderr)
+        self.live = False
+        """True while a progress display owns the terminal."""
 
     # -- messages on stderr ---------------------------------------------
     def _json_note(self, kind: str, message: str) -> None:
@@ -114,8 +116,19 @@ class Ui:
 
     # -- data on stdout ----------------------------------------------------
     def line(self, text: str) -> None:
+        if self.live and self._stdout_is_terminal():
+            # Both streams are the same screen: go through the live display, which
+            # prints above its bars; a raw write would tear them apart.
+            self.err.print(text, markup=False, highlight=False, soft_wrap=True)
+            return
         self.stdout.write(text + "\n")
         self.stdout.flush()
+
+    def _stdout_is_terminal(self) -> bool:
+        try:
+            return self.stdout.isatty()
+        except (AttributeError, ValueError):
+            return False
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -363,6 +376,7 @@ class RichProgress(NullProgress):
     """One display for a batch: a bar per file in flight plus an overall line."""
 
     def __init__(self, ui: Ui) -> None:
+        self._ui = ui
         self._progress = Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),
@@ -379,12 +393,14 @@ class RichProgress(NullProgress):
         self._files: int | None = None
 
     def __enter__(self) -> RichProgress:
+        self._ui.live = True
         self._progress.start()
         self._overall = self._progress.add_task(self._label(), total=None)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
+        self._ui.live = False
 
     def _label(self) -> str:
         if self._files is None:  # a listing streams: the number of files is not known yet
