@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -444,7 +444,3 @@ class RichProgress(NullProgress):
 
 def progress_for(ui: Ui) -> NullProgress:
     return RichProgress(ui) if ui.show_progress else NullProgress()
-
-
-def iter_counted(items: Iterable[Any]) -> Iterator[Any]:
-    yield from items

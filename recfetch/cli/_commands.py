@@ -13,8 +13,8 @@ from typing import Any
 import typer
 
 from recfetch import config, timeparse
-from recfetch.batch import DEFAULT_TEMPLATE, BatchOptions, BatchResult, event_for, run_batch
-from recfetch.cli._runtime import current, run, setup_logging, signals_stop
+from recfetch.batch import DEFAULT_TEMPLATE, BatchOptions, BatchResult, run_batch
+from recfetch.cli._runtime import current, run, signals_stop
 from recfetch.download import Downloader, FileResult
 from recfetch.errors import (
     RUN_LEVEL,
@@ -594,12 +594,6 @@ def pull(
     run(body)
 
 
-def event_line(provider: str, result: FileResult) -> dict[str, Any]:
-    return event_for(provider, result)
-
-
-def configure_logging(verbose: int) -> None:
-    setup_logging(verbose)
 
 
 # ---------------------------------------------------------------------------

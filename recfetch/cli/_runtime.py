@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import typer
 
 from recfetch import config
-from recfetch.errors import ConfigError, ExitCode, InterruptedError_, RecfetchError, UsageError
+from recfetch.errors import ConfigError, ExitCode, InterruptedError_, RecfetchError
 from recfetch.output import Ui
 from recfetch.providers import get_provider
 from recfetch.providers.base import Provider
@@ -191,7 +191,3 @@ def _silence_stdout(stream: Any) -> None:
         os.close(devnull)
     except (OSError, ValueError, AttributeError):
         pass
-
-
-def usage(message: str, hint: str | None = None) -> UsageError:
-    return UsageError(message, hint=hint)
