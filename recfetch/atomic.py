@@ -8,6 +8,17 @@ import tempfile
 from pathlib import Path
 
 
+def open_append_private(path: Path) -> int:
+    """An O_APPEND descriptor on ``path``, created 0600 (a missing folder is created 0700).
+
+    One ``os.write`` of a whole line on such a descriptor is never interleaved
+    with another writer's line.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+
 def write_private(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` as a 0600 file: temp file beside it, fsync, rename.
 

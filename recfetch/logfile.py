@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recfetch.config import ensure_private_dir
+from recfetch.atomic import open_append_private
 from recfetch.errors import UsageError
 from recfetch.redact import scrub
 
@@ -44,10 +44,8 @@ class LogFile:
     def __init__(self, path: Path, *, provider: str | None = None) -> None:
         self.path = path
         self.provider = provider
-        if not path.parent.exists():
-            ensure_private_dir(path.parent)
         try:
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd = open_append_private(path)
         except OSError as exc:
             raise UsageError(
                 f"cannot open the log file {path}: {exc.strerror}", hint="pass a writable --log-file path"

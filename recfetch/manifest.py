@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recfetch.config import ensure_private_dir
+from recfetch.atomic import open_append_private
 from recfetch.errors import UsageError
 
 CHUNK = 1024 * 1024
@@ -46,10 +46,8 @@ class ManifestWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if not path.parent.exists():
-            ensure_private_dir(path.parent)
         try:
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd = open_append_private(path)
         except OSError as exc:
             raise UsageError(
                 f"cannot open the manifest {path}: {exc.strerror}", hint="pass a writable --manifest path"
