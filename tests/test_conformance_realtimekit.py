@@ -106,12 +106,12 @@ def check_request(req: Any) -> None:
     for name, values in req.query.items():
         spec_param = query_defs[name]
         schema = schema_of(spec_param["schema"])
-        assert len(values) == 1, f"query parameter {name} sent {len(values)} times"
         if schema.get("type") == "array":
-            assert spec_param.get("explode") is False
-            items = values[0].split(",")  # explode: false -> one comma-separated value
-            jsonschema.validate([_coerce(v, schema["items"]) for v in items], schema, format_checker=FORMATS)
+            # form style with explode (the default): one `name=value` pair per item
+            assert spec_param.get("explode", True) is True
+            jsonschema.validate([_coerce(v, schema["items"]) for v in values], schema, format_checker=FORMATS)
         else:
+            assert len(values) == 1, f"query parameter {name} sent {len(values)} times"
             jsonschema.validate(_coerce(values[0], schema), schema, format_checker=FORMATS)
     for p in params:
         if p.get("required") and p["in"] == "query":
@@ -193,21 +193,24 @@ def test_every_request_the_cli_sends_matches_the_spec(rtk_profile: Sandbox, cli:
     for req in logged:
         check_request(req)
     status_values = [r.query["status"] for r in logged if "status" in r.query]
-    assert ["UPLOADED,ERRORED"] in status_values and ["RECORDING,PAUSED"] in status_values
+    assert ["UPLOADED", "ERRORED"] in status_values and ["RECORDING", "PAUSED"] in status_values
     assert any(r.query.get("expired") == ["false"] for r in logged)
     assert any(r.query.get("end_time") for r in logged)
 
 
-def test_an_exploded_status_array_would_be_caught() -> None:
-    """The check above is not vacuous: `status=A&status=B` breaks `explode: false`."""
+def test_a_comma_joined_status_would_be_caught() -> None:
+    """The check above is not vacuous: `status=A,B` is not how the official SDK sends the array."""
     fake = type("Req", (), {})()
     fake.method, fake.path = "GET", f"{SERVER_PATH}/accounts/{'a' * 32}/realtime/kit/{'b' * 32}/recordings"
-    fake.query = {"status": ["UPLOADED", "ERRORED"]}
+    fake.query = {"status": ["UPLOADED,ERRORED"]}
     fake.headers, fake.body = {"authorization": "Bearer x"}, b""
-    with pytest.raises(AssertionError):
-        check_request(fake)
-    fake.query = {"status": ["UPLOADED,DONE"]}
     with pytest.raises(jsonschema.ValidationError):
+        check_request(fake)
+    fake.query = {"status": ["UPLOADED", "DONE"]}
+    with pytest.raises(jsonschema.ValidationError):
+        check_request(fake)
+    fake.query = {"status": ["UPLOADED", "ERRORED"], "search": ["a", "b"]}
+    with pytest.raises(AssertionError):
         check_request(fake)
 
 
@@ -267,8 +270,10 @@ def test_list_pages_match_the_get_recordings_schema(api: Any) -> None:
         item["status"] for item in _check("GET", root, client.get(root, params={"per_page": 0}))["data"]
     }
     assert statuses  # page of the default size validates too
-    filtered = client.get(root, params={"status": "UPLOADED,ERRORED", "expired": "true"})
-    _check("GET", root, filtered)
+    filtered = client.get(root, params={"status": ["UPLOADED", "ERRORED"], "expired": "true"})
+    assert {item["status"] for item in _check("GET", root, filtered)["data"]} <= {"UPLOADED", "ERRORED"}
+    joined = client.get(root, params={"status": "UPLOADED,ERRORED"})
+    assert joined.status_code == 400  # the stand-in accepts exactly the SDK's repeated keys
 
 
 def test_get_one_matches_the_get_recording_schema_in_every_status(api: Any) -> None:

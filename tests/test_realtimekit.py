@@ -144,7 +144,7 @@ def test_every_filter_reaches_the_wire_in_realtimekit_form(cli: Any, rtk: Any) -
     )
     [request] = list_requests(rtk)
     assert request.query["meeting_id"] == [meeting]
-    assert request.query["status"] == ["UPLOADED,ERRORED"]  # one comma-separated value (explode: false)
+    assert request.query["status"] == ["UPLOADED", "ERRORED"]  # repeated keys, as the official SDK sends
     assert request.query["search"] == ["triage"]
     assert request.query["expired"] == ["false"]
     assert request.query["start_time"] == ["2020-01-02T01:04:05Z"]

@@ -308,7 +308,7 @@ class RealtimeKit(Provider):
             given.append("--meeting")
         statuses = _statuses(opts.get("status"))
         if statuses:
-            params["status"] = ",".join(statuses)  # `explode: false`: one comma-separated value
+            params["status"] = statuses  # repeated `status=A&status=B` keys, as the official SDK sends
             given.append("--status")
         if opts.get("search"):
             params["search"] = str(opts["search"])

@@ -426,10 +426,9 @@ class RealtimeKitStandIn:
             return _error(400, '"sort_by" must be [invokedTime] and "sort_order" one of [ASC, DESC]')
         statuses: list[str] = []
         if "status" in request.query:
-            values = request.query["status"]
-            if len(values) != 1:  # `explode: false`: one comma-separated value
-                return _error(400, '"status" must be a single comma-separated value')
-            statuses = values[0].split(",")
+            # Repeated keys `status=A&status=B`, as the official SDK sends them; a comma-joined
+            # value is one unknown status.
+            statuses = request.query["status"]
             bad = [s for s in statuses if s not in STATUSES]
             if bad:
                 return _error(
