@@ -583,7 +583,7 @@ def test_media_404_bad_identifier_fails_that_file_with_exit_6(kz: Any, cli: Any,
     assert not list(tmp_path.glob("*.mp3"))
 
 
-def test_dropped_transfer_restarts_cleanly_because_kazoo_ignores_range(
+def test_dropped_media_transfer_resumes_with_a_206_from_where_it_stopped(
     kz: Any, cli: Any, tmp_path: Path, no_sleep: list[float]
 ) -> None:
     ref = max(kz.ids(downloadable=True), key=lambda i: len(kz.media(i)))
@@ -594,13 +594,31 @@ def test_dropped_transfer_restarts_cleanly_because_kazoo_ignores_range(
     assert result.exit_code == 0, result.stderr
     first, second = _media_requests(kz, ref)
     assert "range" not in first.headers
-    assert second.headers["range"] == "bytes=5000-"  # asked to resume; got 200 and the whole file
+    assert second.headers["range"] == "bytes=5000-"
+    assert kz.ranges_served == [(ref, 5000)]  # Kazoo (api_resource.erl) answered 206 with the rest
     path = Path(result.jsonl()[0]["path"])
     assert path.read_bytes() == kz.media(ref)
+    assert result.jsonl()[0]["sha256"] == kz.sha256(ref)
     assert not list(tmp_path.glob("*.part*"))
 
 
-def test_part_file_from_an_interrupted_run_is_restarted_not_appended(
+def test_a_server_that_ignores_range_restarts_the_file_cleanly(
+    kz: Any, cli: Any, tmp_path: Path, no_sleep: list[float]
+) -> None:
+    ref = max(kz.ids(downloadable=True), key=lambda i: len(kz.media(i)))
+    kz.drop_next_media(after_bytes=5000)
+    kz.ignore_range_next()  # a proxy in front of Kazoo that drops Range: 200 and the whole file
+
+    result = cli("kazoo", "download", ref, "-o", str(tmp_path), "--jsonl")
+
+    assert result.exit_code == 0, result.stderr
+    assert _media_requests(kz, ref)[1].headers["range"] == "bytes=5000-"
+    assert kz.ranges_served == []
+    assert Path(result.jsonl()[0]["path"]).read_bytes() == kz.media(ref)  # not 5000 bytes + whole file
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_part_file_from_an_interrupted_run_is_resumed_by_the_next_run(
     kz: Any, cli: Any, tmp_path: Path, no_sleep: list[float]
 ) -> None:
     ref = max(kz.ids(downloadable=True), key=lambda i: len(kz.media(i)))
@@ -616,6 +634,7 @@ def test_part_file_from_an_interrupted_run_is_restarted_not_appended(
     path = Path(again.jsonl()[0]["path"])
     assert path.read_bytes() == kz.media(ref)
     assert _media_requests(kz, ref)[-1].headers["range"] == "bytes=7000-"
+    assert kz.ranges_served == [(ref, 7000)]
 
 
 def test_token_that_dies_mid_run_is_renewed_by_reminting(kz: Any, cli: Any, tmp_path: Path) -> None:

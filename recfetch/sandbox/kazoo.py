@@ -1,4 +1,4 @@
-"""A local Kazoo crossbar stand-in: token auth, monthly DBs, the 31-day window rule, media without Range.
+"""A local Kazoo crossbar stand-in: token auth, monthly DBs, the 31-day window rule, media with Range.
 
 Behaviour follows `2600hz/kazoo` (cb_recordings.erl, crossbar_view.erl, cb_context.erl,
 api_util.erl) as summarised in providers/README.md §3. Where the sources are silent
@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from recfetch.sandbox.httpserver import Fault, Request, Response, Server, json_response
+from recfetch.sandbox.storage import UNSATISFIABLE, parse_range, without_range
 
 GREGORIAN_OFFSET = 62_167_219_200
 MAX_RANGE = 2_682_000
@@ -119,6 +120,9 @@ class KazooStandIn:
         """Serve at most this many rows per page, so the small default data set still pages."""
         self.oss_mode = False
         """True: behave like open-source Kazoo 4.x, where PATCH on a recording is 405."""
+        self.ranges_served: list[tuple[str, int]] = []
+        """(recording id, first byte) of every 206 media answer: media GETs honour Range as
+        crossbar's api_resource.erl does; `ignore_range_next` is the fault of a proxy that does not."""
         self.auth_calls = 0
         self.media_calls = 0
         self.deleted: list[str] = []
@@ -366,6 +370,20 @@ class KazooStandIn:
             response = self._recording(request, request.path.rsplit("/", 1)[-1])
             response.drop_after = after_bytes
             return response
+
+        return self.server.add_fault(Fault(match, respond, times=times))
+
+    def ignore_range_next(self, times: int | None = 1) -> Fault:
+        """The next media GET(s) answer 200 with the whole attachment even when a Range was asked."""
+
+        def match(request: Request) -> bool:
+            return request.method == "GET" and self._wants_media(request) and "/recordings/" in request.path
+
+        def respond(request: Request) -> Response:
+            denied = self._check(request)
+            if denied:
+                return denied
+            return self._recording(without_range(request), request.path.rsplit("/", 1)[-1])
 
         return self.server.add_fault(Fault(match, respond, times=times))
 
@@ -692,15 +710,24 @@ class KazooStandIn:
             return self._error(404, "bad_identifier", {"details": ref, "message": "bad identifier"})
         name, content_type, _size = found.attachment
         inline = (request.arg("inline") or "").lower() == "true"
-        # Kazoo ignores Range: always the whole attachment with 200 (no Accept-Ranges either).
-        return Response(
-            200,
-            self.media(ref),
-            {
-                "Content-Type": content_type,
-                "Content-Disposition": f"{'inline' if inline else 'attachment'}; filename={name}",
-            },
-        )
+        data = self.media(ref)
+        headers = {
+            "Content-Type": content_type,
+            "Content-Disposition": f"{'inline' if inline else 'attachment'}; filename={name}",
+        }
+        asked = request.header("range")
+        if asked is None:
+            return Response(200, data, headers)
+        window = parse_range(asked, len(data))
+        if window == UNSATISFIABLE:
+            return Response(416, b"", {"Content-Range": f"bytes */{len(data)}"})
+        if not isinstance(window, tuple):
+            return Response(200, data, headers)  # a Range it cannot serve: the whole attachment
+        start, end = window
+        with self._lock:
+            self.ranges_served.append((ref, start))
+        headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+        return Response(206, data[start : end + 1], headers)
 
     def _patch(self, request: Request, ref: str) -> Response:
         if self.oss_mode:

@@ -124,10 +124,10 @@ def _xml_response(status: int, code: str, message: str, key: str | None = None) 
 
 _RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", re.IGNORECASE)
 _IGNORE = "ignore"
-_UNSATISFIABLE = "unsatisfiable"
+UNSATISFIABLE = "unsatisfiable"
 
 
-def _parse_range(value: str, size: int) -> tuple[int, int] | str:
+def parse_range(value: str, size: int) -> tuple[int, int] | str:
     """One byte range (RFC 9110 §14.1.2), or why it is ignored / unsatisfiable.
 
     A server may ignore a Range it does not support (§14.2): we ignore multiple
@@ -142,14 +142,14 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | str:
     if not first:  # suffix range: the last N bytes
         suffix = int(last)
         if suffix == 0 or size == 0:
-            return _UNSATISFIABLE
+            return UNSATISFIABLE
         return max(0, size - suffix), size - 1
     start = int(first)
     end = int(last) if last else size - 1
     if last and end < start:
         return _IGNORE
     if start >= size:
-        return _UNSATISFIABLE
+        return UNSATISFIABLE
     return start, min(end, size - 1)
 
 
@@ -315,7 +315,7 @@ class Storage:
 
         def respond(request: Request) -> Response:
             if ignore_range:
-                request = _without_range(request)
+                request = without_range(request)
             return dataclasses.replace(self._handle(request), drop_after=after_bytes)
 
         return self._fault(respond, times)
@@ -334,7 +334,7 @@ class Storage:
         """Answer 200 with the whole object even when a Range was asked for (as Kazoo does)."""
 
         def respond(request: Request) -> Response:
-            return self._handle(_without_range(request))
+            return self._handle(without_range(request))
 
         return self._fault(respond, times)
 
@@ -391,8 +391,8 @@ class Storage:
         window: tuple[int, int] | str = _IGNORE
         range_header = request.header("range")
         if range_header is not None and self._if_range_holds(request, obj):
-            window = _parse_range(range_header, obj.size)
-        if window == _UNSATISFIABLE:
+            window = parse_range(range_header, obj.size)
+        if window == UNSATISFIABLE:
             # RFC 9110 §15.5.17: 416 names the current length in Content-Range.
             headers["Content-Range"] = f"bytes */{obj.size}"
             body = _error_xml("InvalidRange", "The requested range is not satisfiable")
@@ -425,7 +425,8 @@ class Storage:
         return validator == obj.last_modified
 
 
-def _without_range(request: Request) -> Request:
+def without_range(request: Request) -> Request:
+    """The request as a server that ignores Range sees it."""
     headers = {k: v for k, v in request.headers.items() if k not in ("range", "if-range")}
     return dataclasses.replace(request, headers=headers)
 
