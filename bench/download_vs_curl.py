@@ -117,12 +117,19 @@ def drop(path: Path) -> None:
     os.sync()
 
 
-def run_curl(url: str, out: Path) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one `curl -s -o`."""
+def run_curl(url: str, out: Path, *, hashed: bool = False) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one `curl -s -o`, or with ``hashed`` of
+    `curl | tee FILE | sha256sum` (the same guarantee as recfetch: a file and its sha256)."""
     drop(out)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(["curl", "-s", "-f", "-o", str(out), url], check=True)
+    if hashed:
+        subprocess.run(
+            f"set -o pipefail; curl -s -f '{url}' | tee '{out}' | sha256sum >/dev/null",
+            shell=True, check=True, executable="/bin/bash",
+        )
+    else:
+        subprocess.run(["curl", "-s", "-f", "-o", str(out), url], check=True)
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.stat().st_size == 0:
@@ -135,8 +142,7 @@ _RECFETCH = textwrap.dedent(
     """
     import json, os, resource, sys, time
     from pathlib import Path
-    from recfetch import download
-    from recfetch.download import Downloader, is_tuned
+    from recfetch.download import Downloader, partfile
     from recfetch.providers.base import DownloadTarget, Recording
     url, out, size, read_size = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     if sys.argv[5] == "no-sha256":  # diagnostic only: how much of the time is hashing?
@@ -149,11 +155,10 @@ _RECFETCH = textwrap.dedent(
                 return {"sha256": "skipped"}
             def close(self):
                 pass
-        download._Hasher = NoHash
+        partfile.Hasher = NoHash
     recording = Recording(provider="bench", profile="bench", ref="bench", id="bench",
                           size_bytes=size)
     with Downloader(retries=0, read_size=read_size) as downloader:
-        assert is_tuned(downloader.client), "large socket reads are not in place"
         cpu_before = os.times()
         start = time.perf_counter()
         result = downloader.fetch(recording, out, lambda: DownloadTarget(url=url))
@@ -178,6 +183,10 @@ def run_recfetch(
     """
     drop(out)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if variant == "malloc-tuned":  # glibc's own knob, instead of mallopt() inside recfetch
+        env["GLIBC_TUNABLES"] = (
+            "glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=16777216"
+        )
     completed = subprocess.run(
         [sys.executable, "-c", _RECFETCH, url, str(out), str(size), str(read_size), variant],
         check=True, capture_output=True, text=True, env=env,
@@ -203,6 +212,10 @@ def main() -> None:
         "--diagnose", action="store_true",
         help="also time recfetch with sha256 hashing switched off (diagnostic only)",
     )
+    parser.add_argument(
+        "--malloc-tuned", action="store_true",
+        help="also time recfetch under GLIBC_TUNABLES mmap/trim thresholds of 4/16 MiB",
+    )
     args = parser.parse_args()
     if shutil.which("curl") is None:
         raise SystemExit("curl is not installed")
@@ -218,28 +231,30 @@ def main() -> None:
 
     proc, url = start_server(args.server, source)
     read_size = args.read_size_kib * 1024
-    variants = ["normal", "no-sha256"] if args.diagnose else ["normal"]
-    wall: dict[str, list[float]] = {name: [] for name in ["curl", *variants]}
-    cpu: dict[str, list[float]] = {name: [] for name in ["curl", *variants]}
-    peaks: list[int] = []
+    variants = ["normal"] + ["no-sha256"] * args.diagnose + ["malloc-tuned"] * args.malloc_tuned
+    curls = ["curl", "curl|tee|sha256sum"]
+    wall: dict[str, list[float]] = {name: [] for name in [*curls, *variants]}
+    cpu: dict[str, list[float]] = {name: [] for name in [*curls, *variants]}
+    peaks: dict[str, list[int]] = {name: [] for name in variants}
     curl_out, rf_out = out_dir / "curl.bin", out_dir / "recfetch.bin"
     try:
         for _ in range(args.warmup):
             run_curl(url, curl_out)
             run_recfetch(url, rf_out, size, expected_sha, read_size)
         for run in range(1, args.runs + 1):
-            seconds, used = run_curl(url, curl_out)
-            wall["curl"].append(seconds)
-            cpu["curl"].append(used)
-            line = f"run {run}: curl {seconds:.2f}s"
+            line = f"run {run}:"
+            for name in curls:
+                seconds, used = run_curl(url, curl_out, hashed=name != "curl")
+                wall[name].append(seconds)
+                cpu[name].append(used)
+                line += f" {name} {seconds:.2f}s "
             for variant in variants:
                 seconds, used, peak = run_recfetch(
                     url, rf_out, size, expected_sha, read_size, variant
                 )
                 wall[variant].append(seconds)
                 cpu[variant].append(used)
-                if variant == "normal":
-                    peaks.append(peak)
+                peaks[variant].append(peak)
                 line += f"  recfetch[{variant}] {seconds:.2f}s"
             print(line, flush=True)
     finally:
@@ -251,12 +266,18 @@ def main() -> None:
     print()
     print(f"server: {args.server}; size: {args.size_mib} MiB; runs: {args.runs}; out: {out_dir}")
     for name in wall:
-        label = "curl" if name == "curl" else f"recfetch{'' if name == 'normal' else ' ' + name}"
+        label = name if name in curls else f"recfetch{'' if name == 'normal' else ' ' + name}"
         median = statistics.median(wall[name])
         print(f"{label:20s} median {median:6.2f}s  {size / median / 1e6:8.1f} MB/s  "
               f"CPU {statistics.median(cpu[name]):5.2f}s  "
               f"(runs: {', '.join(f'{t:.2f}' for t in wall[name])})")
-    print(f"recfetch peak RSS: {max(peaks) / 1024:.1f} MiB (whole interpreter, max of runs)")
+    curl_median = statistics.median(wall["curl"])
+    tee_median = statistics.median(wall["curl|tee|sha256sum"])
+    for name in variants:
+        median = statistics.median(wall[name])
+        print(f"recfetch {name}: {median / curl_median:.2f}x curl, "
+              f"{median / tee_median:.2f}x curl|tee|sha256sum, "
+              f"peak RSS {max(peaks[name]) / 1024:.1f} MiB (whole interpreter, max of runs)")
 
 
 if __name__ == "__main__":

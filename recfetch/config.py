@@ -17,8 +17,8 @@ from typing import Any
 import platformdirs
 import tomli_w
 
-from recfetch.atomic import write_private
 from recfetch.errors import ConfigError
+from recfetch.fsutil import private_dir, write_private
 from recfetch.redact import register_secret
 
 APP = "recfetch"
@@ -49,17 +49,6 @@ def state_dir() -> Path:
     """$RECFETCH_STATE_DIR, else the platform's user state dir (archive, locks, tokens)."""
     env = os.environ.get("RECFETCH_STATE_DIR")
     path = Path(env).expanduser() if env else platformdirs.user_state_path(APP)
-    return path
-
-
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        if stat.S_IMODE(path.stat().st_mode) & 0o077:
-            path.chmod(0o700)
-    except OSError:
-        pass
     return path
 
 
@@ -249,7 +238,7 @@ def save(path: Path, data: Mapping[str, Any]) -> None:
     A missing directory is created 0700; an existing one is left as it is, because
     `--config ./x.toml` must not chmod the user's working directory.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     write_private(path, tomli_w.dumps(_drop_none(data)).encode("utf-8"))
 
 

@@ -6,17 +6,20 @@ in ``--json``/``--jsonl`` mode, and exits with ``exit_code``.
 
     RecfetchError            1   INTERNAL        handled but unexpected
     ├─ UsageError            2   USAGE           bad flag value, unparseable date, bad REF
-    ├─ PartialError          3   (batch)         a batch finished with at least one failure
     ├─ AuthError             4   AUTH_FAILED     the provider rejected the credentials
     ├─ ConfigError           5   CONFIG          bad TOML, unknown profile, missing credential
     ├─ NotFoundError         6   NOT_FOUND       recording / user / call / meeting not found
     ├─ RateLimitedError      7   RATE_LIMITED    still 429 after honouring Retry-After
     ├─ TransferError         8   NETWORK         network failure or stall after retries
-    │  ├─ ProviderError      8   PROVIDER_ERROR  provider 5xx after retries, garbage or refused request
     │  └─ IntegrityError     8   INTEGRITY       size / checksum mismatch, error body instead of media
+    ├─ ProviderError         8   PROVIDER_ERROR  provider 5xx after retries, garbage or refused request
     ├─ NothingNewError       9   NOTHING_NEW     nothing new with --fail-if-empty
+    ├─ LocalIOError          10  LOCAL_IO        output folder cannot be created or written, disk full
     ├─ LockedError           11  LOCKED          another pull holds the lock
     └─ InterruptedError_     130 INTERRUPTED     SIGINT / SIGTERM
+
+A batch that finished with at least one failure exits 3 (`batch_exit_code`);
+no error class stands for it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class ExitCode(enum.IntEnum):
     RATE_LIMITED = 7
     TRANSFER = 8
     NOTHING_NEW = 9
+    LOCAL_IO = 10
     LOCKED = 11
     INTERRUPTED = 130
 
@@ -91,13 +95,6 @@ class UsageError(RecfetchError):
     code = "USAGE"
 
 
-class PartialError(RecfetchError):
-    """A batch finished and at least one recording failed."""
-
-    exit_code = ExitCode.PARTIAL
-    code = "PARTIAL"
-
-
 class AuthError(RecfetchError):
     """The provider rejected the credentials (shown to the account owner)."""
 
@@ -135,9 +132,14 @@ class TransferError(RecfetchError):
     retryable = True
 
 
-class ProviderError(TransferError):
-    """The provider failed (5xx after retries), refused the request, or sent garbage."""
+class ProviderError(RecfetchError):
+    """The provider failed (5xx after retries), refused the request, or sent garbage.
 
+    Not a `TransferError`: the network worked, the other side did not. It shares
+    exit 8 with transfer failures (SPEC §5).
+    """
+
+    exit_code = ExitCode.TRANSFER
     code = "PROVIDER_ERROR"
     retryable = False
 
@@ -156,6 +158,13 @@ class NothingNewError(RecfetchError):
     code = "NOTHING_NEW"
 
 
+class LocalIOError(RecfetchError):
+    """A local folder cannot be created or written, or the disk is full; stops the run."""
+
+    exit_code = ExitCode.LOCAL_IO
+    code = "LOCAL_IO"
+
+
 class LockedError(RecfetchError):
     """Another `pull` for the same profile and provider is running."""
 
@@ -170,7 +179,7 @@ class InterruptedError_(RecfetchError):
     code = "INTERRUPTED"
 
 
-RUN_LEVEL = (UsageError, AuthError, ConfigError, LockedError, InterruptedError_)
+RUN_LEVEL = (UsageError, AuthError, ConfigError, LocalIOError, LockedError, InterruptedError_)
 """Errors that stop a batch at once instead of being counted against one recording."""
 
 

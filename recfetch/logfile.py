@@ -7,20 +7,14 @@ import json
 import logging
 import os
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recfetch.atomic import open_append_private
 from recfetch.errors import UsageError
+from recfetch.fsutil import open_append_private, utc_stamp_ms
 from recfetch.redact import scrub
 
 LEVELS = ("debug", "info", "warning", "error")
-
-
-def _now() -> str:
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
 def _scrub_value(value: Any) -> Any:
@@ -64,7 +58,7 @@ class LogFile:
         **extra: Any,
     ) -> None:
         record: dict[str, Any] = {
-            "time": _now(),
+            "time": utc_stamp_ms(),
             "level": level,
             "msg": scrub(msg),
             "provider": provider or self.provider,

@@ -10,19 +10,14 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recfetch.atomic import open_append_private
 from recfetch.errors import UsageError
+from recfetch.fsutil import open_append_private, utc_stamp
 
 CHUNK = 1024 * 1024
 FIELDS = ("provider", "profile", "ref", "path", "bytes", "sha256", "provider_size", "retrieved_at")
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def hash_file(path: Path, *algorithms: str) -> tuple[int, dict[str, str]]:
@@ -87,7 +82,7 @@ def entry_for(
         "bytes": size,
         "sha256": sha256,
         "provider_size": provider_size,
-        "retrieved_at": utc_now(),
+        "retrieved_at": utc_stamp(),
     }
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from recfetch.atomic import write_private
-from recfetch.config import ensure_private_dir
 from recfetch.errors import ConfigError, LockedError
+from recfetch.fsutil import private_dir, utc_stamp, write_private
 
 if TYPE_CHECKING:
     from recfetch.providers.base import Recording
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 
 def _atomic_write(path: Path, payload: bytes) -> None:
     """Write a 0600 file atomically in a 0700 state folder."""
-    ensure_private_dir(path.parent)
+    private_dir(path.parent, tighten=True)
     write_private(path, payload)
 
 
@@ -102,10 +101,6 @@ def default_archive_path(state_dir: Path) -> Path:
     return state_dir / "archive.sqlite3"
 
 
-def _utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class Archive:
     """Recordings already downloaded and verified, in SQLite, keyed by (profile, provider, ref).
 
@@ -118,7 +113,7 @@ class Archive:
     def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
         self.path = path
         try:
-            ensure_private_dir(path.parent)
+            private_dir(path.parent, tighten=True)
             # Create the file 0600 before SQLite does (it would use the umask);
             # the -wal and -shm files copy the database file's mode.
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -186,7 +181,7 @@ class Archive:
                     int(result.bytes),
                     result.sha256,
                     recording.size_bytes,
-                    _utc_now(),
+                    utc_stamp(),
                 ),
             )
 
@@ -259,7 +254,7 @@ class Lock:
 
     def acquire(self) -> None:
         try:
-            ensure_private_dir(self.path.parent)
+            private_dir(self.path.parent, tighten=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise ConfigError(
@@ -344,7 +339,7 @@ class Watermarks:
             "provider": provider,
             # Milliseconds, truncated: a watermark may only err towards listing more.
             "until": until.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "saved_at": _utc_now(),
+            "saved_at": utc_stamp(),
         }
         _atomic_write(self._path(profile, provider), json.dumps(payload).encode("utf-8"))
 

@@ -27,7 +27,6 @@ import typer
 
 from recfetch import config, timeparse
 from recfetch import manifest as manifest_mod
-from recfetch.atomic import write_private
 from recfetch.batch import ArchivedLike, BatchOptions, BatchResult
 from recfetch.cli._confirm import confirm_delete
 from recfetch.download import FileResult
@@ -40,6 +39,7 @@ from recfetch.errors import (
     TransferError,
     UsageError,
 )
+from recfetch.fsutil import write_private
 from recfetch.logfile import LogFile
 from recfetch.providers.base import ListQuery, Provider, Recording, iso
 from recfetch.redact import redact_url

@@ -1,0 +1,22 @@
+"""The download engine: .part files, Range resume, just-in-time URL minting, retries, verification.
+
+One `Downloader` is shared by the `--jobs` threads of a run. Each `fetch` moves
+one recording from a freshly minted URL into place and reports what happened
+as a `FileResult`; per-file failures are returned, never raised.
+
+    engine.py      Downloader and the per-recording loop (mint, attempt, retry, commit)
+    receive.py     one request: redirects followed by hand, the body into the .part
+    http_rules.py  RFC 9110 rules as pure functions (Content-Range, 416, status classes)
+    failures.py    how an attempt ends, and the sentence the user reads for it
+    partfile.py    the .part file with its writer and hasher threads, .part.meta
+    transport.py   the storage client: credential-free, large socket reads, public APIs only
+    report.py      FileResult and the Reporter protocol
+"""
+
+from __future__ import annotations
+
+from recfetch.download.engine import Downloader
+from recfetch.download.report import FileResult, NullReporter, Reporter
+from recfetch.download.transport import make_client
+
+__all__ = ["Downloader", "FileResult", "NullReporter", "Reporter", "make_client"]

@@ -1,0 +1,275 @@
+"""The ``.part`` file: 0600, exclusively locked, written and hashed on helper threads.
+
+Bytes received are queued to a writer thread, which hands each chunk on to a
+hashing thread, so receiving, writing and hashing overlap. The queues are
+bounded: a slow disk slows the download instead of buffering it in memory.
+``<final>.part.meta`` remembers the validator (ETag) and total of the object the
+bytes came from, never the URL (it is a credential).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import queue
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+
+from recfetch.fsutil import fsync_dir
+
+__all__ = ["Hasher", "PartFile", "extra_algorithm", "read_meta", "write_meta"]
+
+WRITEBACK_EVERY = 32 << 20
+"""Start disk writeback after this many new bytes (0: leave it all to the final fsync)."""
+
+STAGE_QUEUE_CHUNKS = 2
+"""Chunks queued for the writing and for the hashing thread: bounds memory to a few reads."""
+
+
+class PartFile:
+    """One ``.part`` file and the running digests of its bytes.
+
+    ``flush`` waits for both helper threads and makes ``size`` exact again.
+    Bytes already on disk from an earlier attempt or run are hashed only when
+    needed (before the first new byte, or at completion).
+    """
+
+    def __init__(self, path: Path, read_size: int, extra: str | None) -> None:
+        self.path = path
+        self.read_size = read_size
+        self.extra = extra
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        self.fd = os.open(path, flags, 0o600)
+        try:
+            # Another process (or a duplicate ref in this run) writing the same
+            # .part would interleave bytes; the lock makes that impossible.
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.fchmod(self.fd, 0o600)
+            self._size = os.fstat(self.fd).st_size
+            os.lseek(self.fd, 0, os.SEEK_END)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.hasher = Hasher(extra)
+        self.hashed = 0 if self._size == 0 else -1
+        """How many leading bytes the hasher has seen (-1: it must re-read the file)."""
+        self.committed = False
+        self._writer: _Stage | None = None
+        self._on_disk = self._size
+        self._advised = self._size
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file; only known between writes, so `flush` first."""
+        if self._writer is not None:
+            raise RuntimeError("the .part size is unknown while writes are in flight")
+        return self._size
+
+    def write(self, data: bytes, on_error: Callable[[OSError], None]) -> None:
+        """Queue ``data`` for writing; a failed earlier write is reported via ``on_error``."""
+        if self._writer is None:
+            if self.hashed != self.size:
+                try:
+                    self._rehash()
+                except OSError as exc:
+                    on_error(exc)
+            self._on_disk = self._size
+            self._writer = _Stage("recfetch-write", self._write_now)
+        elif self._writer.error is not None:
+            error = self.flush()
+            if error is not None:
+                on_error(error)
+        self._writer.put(data)
+
+    def flush(self) -> OSError | None:
+        """Wait until every queued byte is on disk (or failed); returns the write error."""
+        if self._writer is None:
+            return None
+        error = self._writer.close()
+        self._writer = None
+        self._size = self._on_disk
+        if error is None:
+            self.hashed = self._size
+            return None
+        self.hashed = -1
+        if not isinstance(error, OSError):
+            raise error
+        return error
+
+    def _write_now(self, data: bytes) -> None:  # on the writer thread
+        view = memoryview(data)
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self.fd, view[done:])
+        finally:
+            self._on_disk += done
+        self.hasher.update(data)
+        if WRITEBACK_EVERY and self._on_disk - self._advised >= WRITEBACK_EVERY:
+            self._start_writeback()
+
+    def _start_writeback(self) -> None:
+        """Start writing dirty pages to disk now, so the fsync before the rename is short.
+
+        On Linux, POSIX_FADV_DONTNEED starts writeback of dirty pages without
+        waiting for it, and drops pages that are already clean, so a big
+        download also does not flush the page cache. Advice only: failures are
+        ignored.
+        """
+        self._advised = self._on_disk
+        with suppress(OSError, AttributeError):
+            os.posix_fadvise(self.fd, 0, self._on_disk, os.POSIX_FADV_DONTNEED)
+
+    def truncate(self) -> None:
+        """Drop every byte: the next one written is byte 0 of the recording."""
+        self.flush()
+        os.ftruncate(self.fd, 0)
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self._size = self._on_disk = 0
+        self.hasher.close()
+        self.hasher = Hasher(self.extra)
+        self.hashed = 0
+
+    def digests(self) -> dict[str, str]:
+        """``{algorithm: hexdigest}`` of the whole file (sha256 always)."""
+        error = self.flush()
+        if error is not None:
+            raise error
+        if self.hashed != self.size:
+            self._rehash()
+        return self.hasher.finish()
+
+    def commit(self, final: Path) -> None:
+        """Rename into place. Durable before visible: the final name must never point at
+        bytes that a crash could still lose."""
+        os.fsync(self.fd)
+        os.replace(self.path, final)
+        self.committed = True
+        fsync_dir(final.parent)
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self.flush()
+        self.hasher.close()
+        if self.fd >= 0:
+            with suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+    def _rehash(self) -> None:
+        self.hasher.close()
+        self.hasher = Hasher(self.extra)
+        position = 0
+        while position < self._size:
+            chunk = os.pread(self.fd, min(self.read_size, self._size - position), position)
+            if not chunk:
+                break
+            self.hasher.update(chunk)
+            position += len(chunk)
+        self._size = position
+        os.lseek(self.fd, position, os.SEEK_SET)
+        self.hashed = position
+
+
+class _Stage:
+    """One helper thread applying ``work`` to queued chunks in order.
+
+    The queue is bounded, so a slow disk or hash slows the download instead of
+    buffering it in memory. The first exception stops the work (later chunks
+    are drained and dropped) and is returned by ``close``.
+    """
+
+    def __init__(self, name: str, work: Callable[[bytes], None]) -> None:
+        self._name = name
+        self._work = work
+        self._queue: queue.Queue[bytes | None] = queue.Queue(STAGE_QUEUE_CHUNKS)
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def put(self, data: bytes) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        self._queue.put(data)
+
+    def close(self) -> BaseException | None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        return self.error
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._work(data)
+                except BaseException as exc:  # handed to the fetch by close()
+                    self.error = exc
+
+
+class Hasher:
+    """sha256 (plus the provider's checksum algorithm) computed on a helper thread.
+
+    hashlib releases the GIL for large buffers, so hashing one chunk overlaps
+    with receiving and writing the next ones; hashing inline costs about as
+    much CPU as the whole loopback transfer.
+    """
+
+    def __init__(self, extra: str | None) -> None:
+        self.hashes = {"sha256": hashlib.sha256()}
+        if extra and extra != "sha256":
+            self.hashes[extra] = hashlib.new(extra)
+        self._stage = _Stage("recfetch-hash", self._update_now)
+
+    def update(self, data: bytes) -> None:
+        self._stage.put(data)
+
+    def finish(self) -> dict[str, str]:
+        error = self._stage.close()
+        if error is not None:
+            raise error
+        return {name: h.hexdigest() for name, h in self.hashes.items()}
+
+    def close(self) -> None:
+        self._stage.close()
+
+    def _update_now(self, data: bytes) -> None:
+        for h in self.hashes.values():
+            h.update(data)
+
+
+def extra_algorithm(checksum: str | None) -> str | None:
+    """The hashlib name of a provider checksum ``algo:hex``, when hashlib has it."""
+    if not checksum or ":" not in checksum:
+        return None
+    algo = checksum.split(":", 1)[0].strip().lower()
+    return algo if algo in hashlib.algorithms_available else None
+
+
+def read_meta(path: Path) -> tuple[str | None, int | None]:
+    """(ETag, total) remembered for a .part; (None, None) when missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    etag = data.get("etag") if isinstance(data.get("etag"), str) else None
+    total = data.get("total") if isinstance(data.get("total"), int) else None
+    return etag, total
+
+
+def write_meta(path: Path, etag: str | None, total: int | None) -> None:
+    """Remember the validator and the total of a .part (0600; never the URL)."""
+    payload = json.dumps({"etag": etag, "total": total}).encode()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.write(fd, payload)
+    finally:
+        os.close(fd)
