@@ -28,6 +28,8 @@ import pytest
 
 ACCESS_KEY = "AKIDRECFETCHTESTONLY"
 SECRET_KEY = "recfetch-test-only-secret-not-a-real-key"
+READONLY_ACCESS_KEY = "AKIDRECFETCHREADONLY"
+READONLY_SECRET_KEY = "recfetch-test-only-read-only-secret"
 BUCKET = "recordings"
 STARTUP_TIMEOUT = 45.0
 
@@ -106,7 +108,14 @@ def _start(workdir: Path) -> S3Store:
                         "name": "recfetch-test",
                         "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
                         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
+                    },
+                    {
+                        "name": "recfetch-read-only",
+                        "credentials": [
+                            {"accessKey": READONLY_ACCESS_KEY, "secretKey": READONLY_SECRET_KEY}
+                        ],
+                        "actions": ["Read", "List"],
+                    },
                 ]
             }
         )

@@ -1,0 +1,224 @@
+"""One recording streamed into the store: bounded memory, verified, visible only when complete.
+
+S3 fixes an object's user metadata when its upload starts, but the SHA-256 of a
+streamed recording is known only at its end. So:
+
+- a recording that fits in one part (up to `PART_SIZE`) is held in memory and
+  written with a single PUT that carries the metadata: atomic by nature;
+- a larger one goes as a multipart upload to a staging key under
+  ``PREFIX/.recfetch/uploads/`` (never a final key), one part in memory at a
+  time; after the byte count and SHA-256 are checked it is completed, copied
+  server-side to its final key with the metadata (`sha256`, `size`, `provider`,
+  `ref`), and the staging object is deleted.
+
+`abort` (failure, SIGINT/SIGTERM) aborts the multipart upload; an upload left
+behind by a killed process is aborted when the same recording is next uploaded,
+which then starts over (an upload is restarted, not resumed, across runs: the
+running SHA-256 cannot be carried from one process to the next).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from recfetch.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from recfetch.destinations.objectstore import ObjectStore
+
+MIB = 1024 * 1024
+PART_SIZE = 8 * MIB
+"""Bytes held in memory per upload; S3 parts must be at least 5 MiB (but the last)."""
+MAX_PARTS = 9_000
+"""S3 allows 10,000 parts; the part size grows for huge recordings to stay below."""
+COPY_PART = 1024 * MIB
+SINGLE_COPY_LIMIT = 5 * 1024 * MIB - 1
+
+
+def part_size_for(size_hint: int | None) -> int:
+    if not size_hint or size_hint <= PART_SIZE * MAX_PARTS:
+        return PART_SIZE
+    return -(-size_hint // MAX_PARTS // MIB) * MIB
+
+
+class ObjectUpload:
+    """Used by one thread: `write` bytes, then `commit(final_key, metadata)` or `abort()`."""
+
+    def __init__(self, store: ObjectStore, stage_key: str, *, size_hint: int | None = None,
+                 content_type: str | None = None) -> None:
+        self.store = store
+        self.stage_key = stage_key
+        self.content_type = content_type or "application/octet-stream"
+        self.part_size = part_size_for(size_hint)
+        self._buffer = bytearray()
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._staged = False
+        self.committed_key: str | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes received so far (uploaded or buffered)."""
+        return self._size
+
+    @property
+    def parts_uploaded(self) -> int:
+        return len(self._parts)
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self._sha.update(data)
+        self._size += len(data)
+        self._buffer += data
+        if len(self._buffer) >= self.part_size:
+            self._send_part()
+
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    def digests(self) -> dict[str, str]:
+        return {"sha256": self.sha256()}
+
+    def truncate(self) -> None:
+        """Start over from byte 0 (the source restarted): drop everything sent so far."""
+        self.abort()
+        self._buffer = bytearray()
+        self._sha = hashlib.sha256()
+        self._size = 0
+
+    # -- multipart ------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        client, bucket = self.store.client, self.store.url.bucket
+        try:
+            self._clear_leftovers()
+            answer = client.create_multipart_upload(
+                Bucket=bucket, Key=self.stage_key, ContentType=self.content_type
+            )
+        except Exception as exc:
+            raise self.store.error(exc, "write to", self.stage_key) from None
+        self._upload_id = str(answer["UploadId"])
+        self._parts = []
+
+    def _clear_leftovers(self) -> None:
+        """Abort what a killed run left under this staging key (restart, not resume)."""
+        client, bucket = self.store.client, self.store.url.bucket
+        listing = client.list_multipart_uploads(Bucket=bucket, Prefix=self.stage_key)
+        for upload in listing.get("Uploads") or []:
+            if upload.get("Key") == self.stage_key:
+                client.abort_multipart_upload(Bucket=bucket, Key=self.stage_key, UploadId=upload["UploadId"])
+        if self.store.head(self.stage_key) is not None:
+            client.delete_object(Bucket=bucket, Key=self.stage_key)
+
+    def _send_part(self) -> None:
+        if self._upload_id is None:
+            self._begin()
+        body, self._buffer = self._buffer, bytearray()
+        number = len(self._parts) + 1
+        try:
+            answer = self.store.client.upload_part(
+                Bucket=self.store.url.bucket, Key=self.stage_key, UploadId=self._upload_id,
+                PartNumber=number, Body=bytes(body),
+            )
+        except Exception as exc:
+            raise self.store.error(exc, "write to", self.stage_key) from None
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+
+    # -- finishing ------------------------------------------------------------------
+
+    def commit(self, final_key: str, metadata: dict[str, str], *, expected_size: int | None = None) -> None:
+        """Check count and SHA-256, then make the object visible at ``final_key`` with ``metadata``.
+
+        ``metadata`` gets `sha256` and `size` from what was actually streamed; a
+        caller-supplied `sha256` (the provider's checksum) must match it.
+        """
+        digest = self.sha256()
+        if expected_size is not None and expected_size != self._size:
+            raise IntegrityError(f"received {self._size} bytes, expected {expected_size}")
+        claimed = metadata.get("sha256")
+        if claimed and claimed.lower() != digest:
+            raise IntegrityError(f"SHA-256 of the received bytes is {digest}, expected {claimed}")
+        meta = {**metadata, "sha256": digest, "size": str(self._size)}
+        if self._upload_id is None:
+            self._put_whole(final_key, meta)
+        else:
+            self._complete(final_key, meta)
+        self.committed_key = final_key
+
+    def _put_whole(self, final_key: str, meta: dict[str, str]) -> None:
+        body, self._buffer = bytes(self._buffer), bytearray()
+        try:
+            self.store.client.put_object(
+                Bucket=self.store.url.bucket, Key=final_key, Body=body,
+                ContentType=self.content_type, Metadata=meta,
+            )
+        except Exception as exc:
+            raise self.store.error(exc, "write to", final_key) from None
+
+    def _complete(self, final_key: str, meta: dict[str, str]) -> None:
+        client, bucket, stage = self.store.client, self.store.url.bucket, self.stage_key
+        if self._buffer or not self._parts:
+            self._send_part()
+        try:
+            client.complete_multipart_upload(
+                Bucket=bucket, Key=stage, UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
+        except Exception as exc:
+            raise self.store.error(exc, "write to", stage) from None
+        self._upload_id = None
+        self._staged = True
+        staged = self.store.head(stage)
+        if staged is None or staged.length != self._size:
+            got = "nothing" if staged is None else f"{staged.length} bytes"
+            raise IntegrityError(f"the store holds {got} after uploading {self._size} bytes")
+        self._copy(final_key, meta)
+        self._drop_stage()
+
+    def _copy(self, final_key: str, meta: dict[str, str]) -> None:
+        """Server-side copy that sets the metadata; large objects are copied in parts."""
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(
+            multipart_threshold=SINGLE_COPY_LIMIT, multipart_chunksize=COPY_PART, use_threads=False
+        )
+        try:
+            self.store.client.copy(
+                {"Bucket": self.store.url.bucket, "Key": self.stage_key},
+                self.store.url.bucket, final_key,
+                ExtraArgs={"Metadata": meta, "MetadataDirective": "REPLACE",
+                           "ContentType": self.content_type},
+                Config=config,
+            )
+        except Exception as exc:
+            raise self.store.error(exc, "write to", final_key) from None
+
+    def _drop_stage(self) -> None:
+        if not self._staged:
+            return
+        try:
+            self.store.client.delete_object(Bucket=self.store.url.bucket, Key=self.stage_key)
+        except Exception as exc:
+            raise self.store.error(exc, "delete", self.stage_key) from None
+        self._staged = False
+
+    def abort(self) -> None:
+        """Abort the multipart upload and drop a staged copy; never raises (runs on error paths)."""
+        client, bucket = self.store.client, self.store.url.bucket
+        upload_id, self._upload_id = self._upload_id, None
+        self._parts = []
+        if upload_id is not None:
+            try:
+                client.abort_multipart_upload(Bucket=bucket, Key=self.stage_key, UploadId=upload_id)
+            except Exception:
+                pass  # a later upload of this recording aborts it (see _clear_leftovers)
+        if self._staged:
+            try:
+                client.delete_object(Bucket=bucket, Key=self.stage_key)
+                self._staged = False
+            except Exception:
+                pass
