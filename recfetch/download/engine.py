@@ -70,6 +70,11 @@ class Downloader:
 
     Thread-safe: ``fetch`` may run in many threads at once; the threads share
     one connection pool. Two fetches of the same path never run at once.
+
+    ``stall_timeout``: seconds without a byte before an attempt counts as a
+    network error. Stalls spend retries even when the .part grew, so a host that
+    keeps stalling costs one file at most ``(retries + 1) * (stall_timeout +
+    CONNECT_TIMEOUT)`` plus ``retries * backoff.MAX_DELAY`` before it fails.
     """
 
     def __init__(
@@ -239,7 +244,7 @@ class _Job:
         return self.part
 
     def _loop(self) -> FileResult:
-        failures = rejections = pages = restarts = 0
+        failures = rejections = pages = restarts = stalls = 0
         while True:
             self._check_stop()
             self._ensure_target()
@@ -294,7 +299,10 @@ class _Job:
                 # Progress means the .part grew past its best size: a server that
                 # ignores Range and drops every connection must still run out of retries.
                 failures = 1 if self._progressed(mark) else failures + 1
-                if failures > self.engine.retries:
+                # Stalls are counted even with progress, so a host that sends a
+                # little and then stops costs at most `stall_budget()` per file.
+                stalls += retry.stall
+                if max(failures, stalls) > self.engine.retries:
                     error = exhausted_error(
                         retry, retries=self.engine.retries, provider=self.provider
                     )
@@ -324,7 +332,7 @@ class _Job:
             what = "could not connect to" if isinstance(exc, httpx.ConnectTimeout) else (
                 f"no data for {self.engine.stall_timeout:g}s from"
             )
-            raise Retry(TransferError, f"{what} {redact_url(self.url)}") from None
+            raise Retry(TransferError, f"{what} {redact_url(self.url)}", stall=True) from None
         except httpx.UnsupportedProtocol:
             raise Fail(
                 ProviderError(f"unsupported download URL {redact_url(self.url)}"), "bad url"

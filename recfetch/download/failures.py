@@ -64,12 +64,15 @@ class Retry(Exception):
         *,
         retry_after: float | None = None,
         status: int | None = None,
+        stall: bool = False,
     ) -> None:
         super().__init__(detail)
         self.kind = kind
         self.detail = detail
         self.retry_after = retry_after
         self.status = status
+        self.stall = stall
+        """A timeout: these are counted even when the .part grew (`Downloader` bounds them)."""
 
 
 def status_failure(

@@ -17,6 +17,7 @@ __all__ = [
     "ResumeMismatch",
     "StatusClass",
     "classify_status",
+    "content_codings",
     "content_length",
     "error_code",
     "is_error_media_type",
@@ -163,6 +164,12 @@ def content_length(headers: Mapping[str, str]) -> int | None:
     if value is None or not value.strip().isdigit() or not value.strip().isascii():
         return None
     return int(value)
+
+
+def content_codings(value: str | None) -> list[str]:
+    """The codings of a Content-Encoding header in the order applied, ``identity`` left out."""
+    codings = [c.strip().lower() for c in (value or "").split(",")]
+    return [c for c in codings if c and c != "identity"]
 
 
 def media_essence(content_type: str | None) -> str:

@@ -7,13 +7,16 @@ validator, totals and .part, and signal the loop with `failures` exceptions.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from recfetch.download import http_rules as rules
+from recfetch.download.decoding import DECODABLE, Decoder, EncodingCutOff
 from recfetch.download.failures import Fail, Rejected, Restart, Retry, Stopped, status_failure
 from recfetch.errors import IntegrityError, ProviderError, TransferError
 from recfetch.providers.base import DownloadTarget, origin_of
@@ -107,23 +110,36 @@ def receive(job: _Job, response: httpx.Response, offset: int) -> bool:
         raise Rejected(f"HTTP {response.status_code} with Content-Type {media_type}", page=True)
     if media_type and media_type != "application/octet-stream":
         job.media_type = media_type
+    coding = _coding(job, response)
     chunks: Iterable[bytes]
     end: int | None = None
     if response.status_code == 206:
+        if coding:
+            # A Range counts encoded bytes; the .part holds decoded ones.
+            raise Restart(f"the storage host sent a {coding}-encoded partial body")
         end = _accept_partial(job, response, offset)
         chunks, framed = response.iter_raw(), True
     else:
-        chunks, framed = _accept_whole(job, response, offset)
+        with _decoding_errors(job, coding):
+            chunks, framed = _accept_whole(job, response, offset, coding)
     job.remember_validator(response.headers.get("etag"))
     if job.total is not None and job.total != job.reported_total:
         job.reported_total = job.total
         assert job.part is not None
         job.reporter.file_reset(job.key, job.part.size, job.total)
-    size = _write_body(job, chunks)
+    with _decoding_errors(job, coding):
+        size = _write_body(job, chunks)
     # The body ended cleanly: h11 has checked it against Content-Length or
-    # the chunked framing.
+    # the chunked framing (or, encoded, zlib against the stream's own trailer).
     if end is not None and size != end + 1:
         raise Retry(TransferError, "the storage host sent less than its Content-Range")
+    if job.total is None and job.expected is not None and size < job.expected and not coding:
+        # No length was promised, so a short body is a cut connection, not a
+        # different recording: keep the .part and ask for the rest.
+        raise Retry(
+            TransferError,
+            f"the storage host ended the body after {size} of {job.expected} bytes",
+        )
     if job.total is not None:
         return size >= job.total
     if framed or job.expected is not None:
@@ -158,11 +174,51 @@ def _accept_partial(job: _Job, response: httpx.Response, offset: int) -> int:
     return window.last
 
 
+@contextmanager
+def _decoding_errors(job: _Job, coding: str | None) -> Iterator[None]:
+    """A cut-off compressed stream is an interruption; a corrupt one is never saved."""
+    try:
+        yield
+    except EncodingCutOff as exc:
+        raise Retry(TransferError, str(exc)) from None
+    except zlib.error as exc:
+        raise Fail(
+            IntegrityError(
+                f"the storage host sent a corrupt {coding} body ({exc}); nothing was saved",
+                provider=job.provider,
+            ),
+            "corrupt encoding",
+            discard=True,
+        ) from None
+
+
+def _coding(job: _Job, response: httpx.Response) -> str | None:
+    """The one Content-Encoding we can decode, None for identity; refuses any other."""
+    codings = rules.content_codings(response.headers.get("content-encoding"))
+    if not codings:
+        return None
+    if len(codings) > 1 or codings[0] not in DECODABLE:
+        raise Fail(
+            ProviderError(
+                f"the storage host sent the recording encoded as {', '.join(codings)}, "
+                "which recfetch cannot decode; nothing was saved",
+                hint="the storage host should honour Accept-Encoding: identity",
+                provider=job.provider,
+            ),
+            "unsupported encoding",
+        )
+    return codings[0]
+
+
 def _accept_whole(
-    job: _Job, response: httpx.Response, offset: int
+    job: _Job, response: httpx.Response, offset: int, coding: str | None
 ) -> tuple[Iterator[bytes], bool]:
-    """Check a 200 (the whole object from byte 0); returns its body and whether it is framed."""
-    length = rules.content_length(response.headers)
+    """Check a 200 (the whole object from byte 0); returns its body and whether it is framed.
+
+    An encoded body is decoded as it arrives; its Content-Length counts encoded
+    bytes, so the decoded size is checked against the provider's at the end.
+    """
+    length = None if coding else rules.content_length(response.headers)
     if length is not None and job.expected is not None and length != job.expected:
         raise Fail(
             IntegrityError(
@@ -172,7 +228,10 @@ def _accept_whole(
             ),
             "size mismatch",
         )
-    head, rest = _peek(response.iter_raw(), SNIFF_BYTES)
+    raw: Iterator[bytes] = response.iter_raw()
+    if coding:
+        raw = Decoder(coding, job.engine.read_size).iterate(raw)
+    head, rest = _peek(raw, SNIFF_BYTES)
     if rules.looks_like_error_page(head):
         raise Rejected("HTTP 200 with an HTML/JSON/XML body", page=True)
     if offset > 0:
@@ -181,7 +240,7 @@ def _accept_whole(
         log.debug("%s: got 200 to a resume request; starting over", job.key)
         job.start_over(total=length if length is not None else job.expected)
     job.total = length
-    framed = length is not None or "chunked" in response.headers.get(
+    framed = bool(coding) or length is not None or "chunked" in response.headers.get(
         "transfer-encoding", ""
     ).lower()
     return _chain(head, rest), framed

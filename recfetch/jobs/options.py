@@ -185,8 +185,21 @@ class DownloadOptions:
             max=100,
         ),
     )
-    stall_timeout: float = 60.0
-    """Seconds without a byte before a transfer counts as a network error; not a CLI flag yet."""
+    stall_timeout: float = field(
+        default=60.0,
+        metadata=_cli(
+            "--stall-timeout",
+            help=(
+                "Seconds without a byte before a transfer counts as a network error. A host "
+                "that keeps stalling costs a file at most (retries+1) x (this + 15 s to connect) "
+                "plus up to 30 s of backoff per retry; then it fails and its .part is kept."
+            ),
+            panel=DOWNLOAD_PANEL,
+            metavar="SECONDS",
+            min=1,
+            max=3600,
+        ),
+    )
     overwrite: bool = field(
         default=False,
         metadata=_cli("--overwrite", help="Download again even if the file exists.", panel=DOWNLOAD_PANEL),

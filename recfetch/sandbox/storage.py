@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import gzip
 import hashlib
 import hmac
 import math
@@ -13,6 +14,7 @@ import re
 import secrets
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -348,6 +350,79 @@ class Storage:
             start = int(match.group(1)) + shift
             headers = dict(request.headers, range=f"bytes={start}-")
             return self._handle(dataclasses.replace(request, headers=headers))
+
+        return self._fault(respond, times)
+
+    def unframed_next(self, after_bytes: int | None = None, *, times: int | None = 1) -> Fault:
+        """Send the next body(ies) without Content-Length, ended by closing the connection
+        (after ``after_bytes`` bytes when given): a cut that looks like a clean end."""
+
+        def respond(request: Request) -> Response:
+            response = self._handle(request)
+            if response.status not in (200, 206):
+                return response
+            body = response.body
+            if isinstance(body, FileBody):
+                body = _file_reader(Path(body.path))(body.offset, body.length)
+            sent = int(response.headers["Content-Length"])
+            headers = {k: v for k, v in response.headers.items() if k != "Content-Length"}
+            cut = sent if after_bytes is None else min(after_bytes, sent)
+            return Response(response.status, body, headers, length=None, drop_after=cut)
+
+        return self._fault(respond, times)
+
+    def stall_next(self, after_bytes: int, *, seconds: float, times: int | None = 1) -> Fault:
+        """Serve the next request(s) normally for ``after_bytes`` body bytes, then send nothing
+        for ``seconds`` (a host that stops mid-transfer), then give up on the connection."""
+
+        def respond(request: Request) -> Response:
+            response = self._handle(request)
+            if response.status not in (200, 206):
+                return response
+            body = response.body
+            if isinstance(body, FileBody):
+                body = _file_reader(Path(body.path))(body.offset, body.length)
+            if isinstance(body, bytes | bytearray):
+                body = [bytes(body)]
+
+            def stalled() -> Iterator[bytes]:
+                sent = 0
+                for chunk in body:
+                    piece = chunk[: after_bytes - sent]
+                    if piece:
+                        yield piece
+                        sent += len(piece)
+                    if sent >= after_bytes:
+                        break
+                time.sleep(seconds)
+
+            return dataclasses.replace(response, body=stalled())
+
+        return self._fault(respond, times)
+
+    def encode_next(
+        self, coding: str = "gzip", *, times: int | None = 1, cut: int | None = None
+    ) -> Fault:
+        """Answer with the whole object compressed as ``coding`` (``gzip`` or ``deflate``; any
+        other name labels the plain bytes), whatever Range and Accept-Encoding asked for.
+        ``cut`` sends only that many bytes of the compressed body, with a matching
+        Content-Length (a server that truncates what it compresses)."""
+
+        def respond(request: Request) -> Response:
+            response = self._handle(without_range(request))
+            if response.status != 200:
+                return response
+            key = unquote(request.path.removeprefix(f"/{BUCKET}/"))
+            data = self.content(key)
+            if coding in ("gzip", "x-gzip"):
+                data = gzip.compress(data)
+            elif coding == "deflate":
+                data = zlib.compress(data)
+            if cut is not None:
+                data = data[:cut]
+            headers = {k: v for k, v in response.headers.items() if k != "Content-Length"}
+            headers["Content-Encoding"] = coding
+            return Response(200, data, headers)
 
         return self._fault(respond, times)
 
