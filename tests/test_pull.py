@@ -854,32 +854,36 @@ def test_delete_verification_checks_the_providers_checksum_too(tmp_path: Path) -
     import hashlib
     import types
 
-    from recfetch.cli._pullsupport import Deleter, Extras
     from recfetch.download import FileResult
     from recfetch.errors import IntegrityError
-    from recfetch.output import Ui
+    from recfetch.jobs.context import Silent
+    from recfetch.jobs.sinks import ArchiveSink, Notes, VerifiedDeleter
     from recfetch.providers.base import Recording
-    from recfetch.state import Archive
 
     data = b"recording bytes"
     path = tmp_path / "a.mp3"
     path.write_bytes(data)
     deleted: list[str] = []
     provider = types.SimpleNamespace(name="bird", profile="p", delete=lambda rec: deleted.append(rec.ref))
-    rt = types.SimpleNamespace(ui=Ui(quiet=True))
     res = FileResult("r1", "downloaded", None, path, len(data), hashlib.sha256(data).hexdigest(), None)
-    with Archive(tmp_path / "a.sqlite3") as archive:
-        deleter = Deleter(rt, provider, archive, Extras())  # type: ignore[arg-type]
+    sink = ArchiveSink(tmp_path / "a.sqlite3")
+    sink.open()
+    try:
+        archive = sink.archive
+        assert archive is not None
+        deleter = VerifiedDeleter(provider, sink, Notes(Silent(), None))  # type: ignore[arg-type]
         good = Recording(
             "bird", "p", "r1", "r1", size_bytes=len(data), checksum="MD5:" + hashlib.md5(data).hexdigest()
         )
         archive.add(good, res)
         with pytest.raises(IntegrityError, match="md5 checksum"):
-            deleter.after_download(good.replace(checksum="md5:" + "0" * 32), res)
+            deleter.commit(good.replace(checksum="md5:" + "0" * 32), res)
         with pytest.raises(IntegrityError, match="cannot check the provider's crc32c"):
-            deleter.after_download(good.replace(checksum="crc32c:abcd"), res)
+            deleter.commit(good.replace(checksum="crc32c:abcd"), res)
         with pytest.raises(IntegrityError, match="the provider reports"):
-            deleter.after_download(good.replace(size_bytes=len(data) + 1), res)
+            deleter.commit(good.replace(size_bytes=len(data) + 1), res)
         assert deleted == []
-        assert deleter.after_download(good, res) == {"deleted": True}
+        assert deleter.commit(good, res) == {"deleted": True}
         assert deleted == ["r1"]
+    finally:
+        sink.close()

@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 
-from recfetch import config, timeparse
-from recfetch.batch import DEFAULT_TEMPLATE, BatchOptions, BatchResult, run_batch
-from recfetch.cli._runtime import current, run, signals_stop
-from recfetch.download import Downloader, FileResult
+from recfetch import config
+from recfetch.cli._confirm import confirm_delete
+from recfetch.cli._runtime import Runtime, current, run, signals_stop
+from recfetch.download import Reporter
 from recfetch.errors import (
     RUN_LEVEL,
     ConfigError,
-    NothingNewError,
     RecfetchError,
     UsageError,
     batch_exit_code,
 )
+from recfetch.jobs.batch import BatchResult, SkipReason, check_template
+from recfetch.jobs.context import JobContext
+from recfetch.jobs.download import DownloadJob
+from recfetch.jobs.listing import Limited, build_query, clean_filters, window_text
+from recfetch.jobs.options import DEFAULT_TEMPLATE, DownloadOptions, ListOptions, PullOptions
+from recfetch.jobs.pull import PullJob, PullResult
 from recfetch.output import EventWriter, human_bytes, progress_for, write_one, write_records
 from recfetch.providers import get_provider
-from recfetch.providers.base import ListQuery, Provider, Recording, iso
+from recfetch.providers.base import Recording, iso
 
 __all__ = ["DEFAULT_TEMPLATE", "download", "list_recordings", "login", "pull", "show", "url"]
 
@@ -37,39 +40,6 @@ __all__ = ["DEFAULT_TEMPLATE", "download", "list_recordings", "login", "pull", "
 
 def _json_mode(fmt: str) -> None:
     current().ui.json_errors = fmt in ("json", "jsonl")
-
-
-def build_query(
-    *,
-    since: str | None,
-    until: str | None,
-    tz: str | None,
-    limit: int | None,
-    options: Mapping[str, Any],
-) -> ListQuery:
-    rt = current()
-    timeparse.zone(tz)  # reject a bad --tz even when no date needs it
-    start = timeparse.parse_time(since, tz=tz, flag="--since") if since else None
-    end = timeparse.parse_time(until, tz=tz, flag="--until") if until else None
-    if start and end and start >= end:
-        raise UsageError(
-            "--since must be before --until", hint=f"the window resolved to {iso(start)} .. {iso(end)}"
-        )
-    if start or end:
-        rt.ui.debug(f"time window (UTC): {iso(start) or '-'} .. {iso(end) or 'now'}")
-    clean = {k: v for k, v in options.items() if v not in (None, [], ())}
-    return ListQuery(since=start, until=end, limit=limit, options=clean)
-
-
-def limited(records: Iterable[Recording], limit: int | None, what: str = "recordings") -> Iterator[Recording]:
-    """Stop after ``limit`` and say so on stderr (never a silent cap)."""
-    if limit is None:
-        yield from records
-        return
-    iterator = iter(records)
-    yield from itertools.islice(iterator, limit)
-    if next(iterator, None) is not None:
-        current().ui.warn(f"stopped after --limit {limit} {what}; more are available")
 
 
 def read_refs(refs: list[str]) -> Iterator[str]:
@@ -187,24 +157,24 @@ def login(name: str, values: dict[str, Any], *, no_verify: bool) -> None:
 # list / show / url
 
 
-def list_recordings(
-    name: str,
-    *,
-    fmt: str,
-    options: dict[str, Any],
-    since: str | None,
-    until: str | None,
-    tz: str | None,
-    limit: int | None,
-) -> None:
+def list_recordings(name: str, *, fmt: str, options: dict[str, Any], **flags: Any) -> None:
+    """`P list`: the flags (named as `ListOptions` fields) become options."""
+    run_list(name, fmt=fmt, opts=ListOptions(filters=options, **flags))
+
+
+def run_list(name: str, *, fmt: str, opts: ListOptions) -> None:
     _json_mode(fmt)
 
     def body() -> None:
         rt = current()
-        query = build_query(since=since, until=until, tz=tz, limit=limit, options=options)
+        query = build_query(
+            since=opts.since, until=opts.until, tz=opts.tz, limit=opts.limit, filters=opts.filters
+        )
+        if query.since or query.until:
+            rt.ui.debug(f"time window (UTC): {window_text(query)}")
         provider = rt.provider(name, options=query.options)
         try:
-            records = (r.to_dict() for r in limited(provider.iter_recordings(query), limit))
+            records = (r.to_dict() for r in Limited(provider.iter_recordings(query), opts.limit, rt.ui))
             write_records(rt.ui, records, fmt)
         finally:
             provider.close()
@@ -257,41 +227,29 @@ def url(name: str, ref: str, *, as_json: bool, options: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------
-# download / pull
-
-DRY_RUN_REASON = "dry run: would download"
+# download / pull: build the options, run the job, render its result
 
 
-def final_exit_code(result: BatchResult, *, fail_if_empty: bool) -> int:
-    """The process exit code of a batch, which the summary's ``exit_code`` always equals."""
-    code = int(result.exit_code)
-    if code == 0 and fail_if_empty:
-        new = result.would_download if result.would_download else result.downloaded
-        if new == 0 and result.failed == 0:
-            code = int(NothingNewError.exit_code)
-    return code
+@contextmanager
+def _transfers(rt: Runtime) -> Iterator[Reporter]:
+    """While files move: SIGINT/SIGTERM stop the run cleanly, and the progress display is up."""
+    with signals_stop(rt.stop), progress_for(rt.ui) as progress:
+        yield progress
 
 
-def _downloads(
-    name: str,
-    provider: Provider,
-    items: Iterable[Recording | FileResult],
-    *,
-    fmt: str,
-    opts: BatchOptions,
-    retries: int,
-    fail_if_empty: bool,
-    events_extra: list[Any] | None = None,
-    extras: Any = None,
-    deleting: bool = False,
-) -> BatchResult:
-    rt = current()
-    writer = EventWriter(rt.ui, fmt)
+def _context(rt: Runtime, on_event: Callable[[dict[str, Any]], None]) -> JobContext:
+    return JobContext(
+        stop=rt.stop,
+        notify=rt.ui,
+        progress=lambda: _transfers(rt),
+        on_event=on_event,
+        confirm_delete=confirm_delete,
+    )
 
+
+def _event_printer(rt: Runtime, writer: EventWriter, fmt: str) -> Callable[[dict[str, Any]], None]:
     def on_event(event: dict[str, Any]) -> None:
-        if extras is not None:
-            extras.event(event)
-        if fmt == "table" and event.get("reason") == DRY_RUN_REASON:
+        if fmt == "table" and event.get("reason") == SkipReason.DRY_RUN:
             size = event.get("size_bytes")
             rt.ui.line(
                 f"would download  {event['ref']}  ->  {event['path']}"
@@ -300,300 +258,105 @@ def _downloads(
             return
         writer.file(event)
 
-    with signals_stop(rt.stop), progress_for(rt.ui) as progress:
-        downloader = Downloader(retries=retries, reporter=progress, stop=rt.stop, overwrite=opts.overwrite)
-        try:
-            result = run_batch(
-                provider,
-                items,
-                opts,
-                downloader=downloader,
-                on_event=on_event,
-                reporter=progress,
-                stop=rt.stop,
-            )
-        finally:
-            downloader.close()
-    if result.run_error is not None and fmt in ("json", "jsonl"):
+    return on_event
+
+
+def _report(rt: Runtime, writer: EventWriter, fmt: str, result: BatchResult) -> None:
+    """The summary, the run-level error (stderr) and the closing notes."""
+    as_json = fmt in ("json", "jsonl")
+    if result.run_error is not None and as_json:
         rt.ui.error(result.run_error)
-    summary = result.summary()
-    summary["exit_code"] = final_exit_code(result, fail_if_empty=fail_if_empty)
-    if deleting:
-        summary["deleted"] = result.deleted
-    if opts.dry_run:
-        summary["would_download"] = result.would_download
-    writer.summary(summary, result.failure_events)
-    if extras is not None:
-        extras.summary(summary)
-    if result.run_error is not None and fmt not in ("json", "jsonl"):
+    writer.summary(result.summary(), result.failure_events)
+    if result.run_error is not None and not as_json:
         rt.ui.error(result.run_error)
-    if result.run_error is not None and extras is not None and extras.log is not None:
-        extras.log.error(result.run_error.one_line())
-    notes = []
-    if deleting and result.deleted:
-        notes.append(f"deleted {result.deleted} recording(s) at {name} after verifying the local copies")
-    if result.truncated:
-        notes.append(f"warning: stopped after --max-files {opts.max_files}; more recordings are waiting")
-    if result.interrupted:
-        notes.append("warning: interrupted: partial files were kept as .part and resume next time")
-    for note in notes:
+    for note in result.notes:
         if note.startswith("warning: "):
             rt.ui.warn(note)
-            if extras is not None and extras.log is not None:
-                extras.log.warning(note.removeprefix("warning: "))
         else:
             rt.ui.info(note)
-    return result
 
 
 def _early_summary(fmt: str, exc: RecfetchError) -> None:
     """--json/--jsonl promise a summary whose exit_code is the process's, even for a run that never began."""
-    if fmt not in ("json", "jsonl"):
-        return
-    summary = BatchResult().summary()
-    summary["exit_code"] = int(exc.exit_code)
-    EventWriter(current().ui, fmt).summary(summary, [])
+    if fmt in ("json", "jsonl"):
+        EventWriter(current().ui, fmt).summary(BatchResult(run_error=exc).summary(), [])
 
 
-def _batch_options(
-    *,
-    output_dir: Path,
-    name: str,
-    jobs: int,
-    overwrite: bool,
-    dry_run: bool,
-    max_files: int | None,
-) -> BatchOptions:
-    from recfetch import naming
-
-    naming.render(name, Recording(provider="x", profile="x", ref="x", id="x"), ext=".bin")
-    return BatchOptions(
-        output_dir=output_dir,
-        template=name,
-        jobs=jobs,
-        overwrite=overwrite,
-        dry_run=dry_run,
-        max_files=max_files,
-    )
-
-
-def _refs_to_items(
-    provider: Provider, refs: Iterable[str], opts: BatchOptions | None = None
-) -> Iterator[Recording | FileResult]:
-    for ref in refs:
-        ref = provider.canonical_ref(ref)  # e.g. realtimekit --audio: another file, another ref
-        # An archived ref whose file is still there needs no provider call at all (Kismet audits them).
-        if opts is not None and opts.archive is not None and not opts.overwrite:
-            entry = opts.archive.get(provider.name, provider.profile, ref)
-            if entry is not None and entry.path.exists():
-                yield FileResult(ref, "skipped", "in archive", entry.path, 0, None, None)
-                continue
-        try:
-            yield provider.get_recording(ref)
-        except RecfetchError as exc:
-            if isinstance(exc, RUN_LEVEL):
-                raise
-            yield FileResult(ref, "failed", exc.code.lower(), None, 0, None, exc)
-
-
-class _Limited:
-    """`--limit N` for pull: stop after N recordings, say so, and remember it (no watermark then)."""
-
-    def __init__(self, records: Iterable[Recording], limit: int | None) -> None:
-        self.records = records
-        self.limit = limit
-        self.truncated = False
-
-    def __iter__(self) -> Iterator[Recording]:
-        if self.limit is None:
-            yield from self.records
-            return
-        iterator = iter(self.records)
-        yield from itertools.islice(iterator, self.limit)
-        if next(iterator, None) is not None:
-            self.truncated = True
-            current().ui.warn(f"stopped after --limit {self.limit} recordings; more are available")
-
-
-def download(
-    name: str,
-    refs: list[str],
-    /,
-    *,
-    fmt: str,
-    options: dict[str, Any],
-    output_dir: Path,
-    name_template: str | None = None,
-    jobs: int,
-    retries: int,
-    overwrite: bool,
-    dry_run: bool,
-    archive: Path | None,
-    no_archive: bool,
-    manifest: Path | None,
-    write_metadata: bool,
-    fail_if_empty: bool,
-    max_files: int | None,
-    log_file: Path | None,
-    **kw: Any,
-) -> None:
-    _json_mode(fmt)
-    template = kw.pop("name", None) or name_template or DEFAULT_TEMPLATE
-
-    def body() -> None:
-        rt = current()
-        try:
-            opts = _batch_options(
-                output_dir=output_dir,
-                name=template,
-                jobs=jobs,
-                overwrite=overwrite,
-                dry_run=dry_run,
-                max_files=max_files,
-            )
-            provider = rt.provider(name, options=options, retries=retries)
-        except RecfetchError as exc:
-            _early_summary(fmt, exc)
-            raise
-        result: BatchResult | None = None
-        try:
-            from recfetch.cli import _pullsupport
-
-            with _pullsupport.extras(
-                rt,
-                provider,
-                opts,
-                archive=archive,
-                no_archive=no_archive,
-                manifest=manifest,
-                write_metadata=write_metadata,
-                log_file=log_file,
-                command="download",
-            ) as extras:
-                result = _downloads(
-                    name,
-                    provider,
-                    _refs_to_items(provider, read_refs(refs), opts),
-                    fmt=fmt,
-                    opts=opts,
-                    retries=retries,
-                    fail_if_empty=fail_if_empty,
-                    extras=extras,
-                )
-        except RecfetchError as exc:
-            if result is None:
-                _early_summary(fmt, exc)
-            raise
-        finally:
-            provider.close()
-        _exit(result, fail_if_empty)
-
-    run(body)
-
-
-def _exit(result: BatchResult, fail_if_empty: bool) -> None:
-    code = final_exit_code(result, fail_if_empty=fail_if_empty)
+def _exit(code: int) -> None:
     if code:
         raise typer.Exit(code)
 
 
-def pull(
-    name: str,
-    /,
-    *,
-    fmt: str,
-    options: dict[str, Any],
-    since: str | None,
-    until: str | None,
-    tz: str | None,
-    limit: int | None,
-    output_dir: Path,
-    jobs: int,
-    retries: int,
-    overwrite: bool,
-    dry_run: bool,
-    archive: Path | None,
-    no_archive: bool,
-    manifest: Path | None,
-    write_metadata: bool,
-    fail_if_empty: bool,
-    max_files: int | None,
-    log_file: Path | None,
-    incremental: bool,
-    overlap: str,
-    delete_after: bool,
-    yes: bool,
-    **kw: Any,
-) -> None:
+def download(name: str, refs: list[str], /, *, fmt: str, options: dict[str, Any], **flags: Any) -> None:
+    """`P download`: the flags (named as `DownloadOptions` fields) become options for the job."""
+    run_download(name, refs, fmt=fmt, opts=DownloadOptions(filters=options, **flags))
+
+
+def run_download(name: str, refs: list[str], *, fmt: str, opts: DownloadOptions) -> None:
     _json_mode(fmt)
-    template = kw.pop("name", None) or DEFAULT_TEMPLATE
 
     def body() -> None:
         rt = current()
-        from recfetch.cli import _pullsupport
-
-        started = datetime.now(UTC)
+        writer = EventWriter(rt.ui, fmt)
+        job = DownloadJob(_context(rt, _event_printer(rt, writer, fmt)), state_dir=config.state_dir())
+        result: BatchResult | None = None
         try:
-            opts = _batch_options(
-                output_dir=output_dir,
-                name=template,
-                jobs=jobs,
-                overwrite=overwrite,
-                dry_run=dry_run,
-                max_files=max_files,
-            )
-            query = build_query(since=since, until=until, tz=tz, limit=limit, options=options)
-            provider = rt.provider(name, options=query.options, retries=retries)
+            check_template(opts.name)
+            provider = rt.provider(name, options=clean_filters(opts.filters), retries=opts.retries)
         except RecfetchError as exc:
             _early_summary(fmt, exc)
             raise
-        result: BatchResult | None = None
         try:
-            with _pullsupport.pull_session(
-                rt,
-                provider,
-                opts,
-                query,
-                archive=archive,
-                no_archive=no_archive,
-                manifest=manifest,
-                write_metadata=write_metadata,
-                log_file=log_file,
-                incremental=incremental,
-                overlap=overlap,
-                delete_after=delete_after,
-                yes=yes,
-                explicit_window=bool(since or until),
-                started=started,
-            ) as session:
-                items = _Limited(provider.iter_recordings(session.query), limit)
-                result = _downloads(
-                    name,
-                    provider,
-                    items,
-                    fmt=fmt,
-                    opts=opts,
-                    retries=retries,
-                    fail_if_empty=fail_if_empty,
-                    extras=session.extras,
-                    deleting=delete_after and not dry_run,
-                )
-                try:
-                    session.finish(result, limit_truncated=items.truncated)
-                except OSError as exc:
-                    # The files are safe; only the next run's window is wider than it could be.
-                    rt.ui.warn(f"warning: could not save the incremental watermark: {exc.strerror}")
+            sinks = job.sinks(provider, opts)
+            result = job.run(provider, opts, sinks, read_refs(refs))
         except RecfetchError as exc:
             if result is None:
                 _early_summary(fmt, exc)
             raise
         finally:
             provider.close()
-        _exit(result, fail_if_empty)
+        _report(rt, writer, fmt, result)
+        _exit(int(result.exit_code))
 
     run(body)
 
 
+def pull(name: str, /, *, fmt: str, options: dict[str, Any], **flags: Any) -> None:
+    """`P pull`: the flags (named as `PullOptions` fields) become options for the job."""
+    run_pull(name, fmt=fmt, opts=PullOptions(filters=options, **flags))
+
+
+def run_pull(name: str, *, fmt: str, opts: PullOptions) -> None:
+    _json_mode(fmt)
+
+    def body() -> None:
+        rt = current()
+        writer = EventWriter(rt.ui, fmt)
+        job = PullJob(_context(rt, _event_printer(rt, writer, fmt)), state_dir=config.state_dir())
+        try:
+            check_template(opts.name)
+            query = build_query(
+                since=opts.since, until=opts.until, tz=opts.tz, limit=opts.limit, filters=opts.filters
+            )
+            provider = rt.provider(name, options=query.options, retries=opts.retries)
+        except RecfetchError as exc:
+            _early_summary(fmt, exc)
+            raise
+        result: PullResult | None = None
+        try:
+            sinks = job.sinks(provider, opts)
+            result = job.run(provider, opts, sinks)
+        except RecfetchError as exc:
+            if result is None:
+                _early_summary(fmt, exc)
+            raise
+        finally:
+            provider.close()
+        if not result.declined:
+            _report(rt, writer, fmt, result.batch)
+        _exit(int(result.exit_code))
+
+    run(body)
 
 
 # ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import typer
 from recfetch.cli import _commands
 from recfetch.cli._runtime import Runtime, current, run, set_current
 from recfetch.errors import ExitCode, UsageError
+from recfetch.jobs.options import PullOptions
 
 DEMO_DIR = Path("recfetch-demo")
 
@@ -118,31 +119,10 @@ def demo(
 
 
 def _pull(name: str, output_dir: Path, options: dict[str, Any], jobs: int) -> int:
+    """One provider's pull, run as the job itself (the normal display and summary)."""
     try:
-        _commands.pull(
-            name,
-            fmt="table",
-            options=options,
-            since=None,
-            until=None,
-            tz=None,
-            limit=None,
-            output_dir=output_dir,
-            jobs=jobs,
-            retries=5,
-            overwrite=False,
-            dry_run=False,
-            archive=None,
-            no_archive=False,
-            manifest=None,
-            write_metadata=False,
-            fail_if_empty=False,
-            max_files=None,
-            log_file=None,
-            incremental=False,
-            overlap="1d",
-            delete_after=False,
-            yes=False,
+        _commands.run_pull(
+            name, fmt="table", opts=PullOptions(output_dir=output_dir, jobs=jobs, filters=options)
         )
     except typer.Exit as exc:
         return int(exc.exit_code or 0)

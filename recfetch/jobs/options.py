@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_TEMPLATE = "{date}_{provider}_{id}{ext}"
+from recfetch.naming import DEFAULT_TEMPLATE
 
 TIME_PANEL = "Time window"
 DOWNLOAD_PANEL = "Download"

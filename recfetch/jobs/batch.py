@@ -1,0 +1,401 @@
+"""Downloading many recordings: one `plan()` of skip rules, a pool of transfers, one result.
+
+Per recording, `Planner.plan` decides (in this order): a duplicate in this run,
+not downloadable, in the archive with its file still there, the file already
+present, `--max-files` reached, `--dry-run`; anything left is fetched.
+`BatchRunner.run` fetches with `--jobs` threads, hands each verified file to the
+sinks in their fixed order (manifest, metadata, archive, deletion) and counts
+outcomes in a `BatchResult`, whose `exit_code` is the run's only exit code rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from recfetch import naming
+from recfetch.download import Downloader, FileResult
+from recfetch.errors import (
+    RUN_LEVEL,
+    ExitCode,
+    InterruptedError_,
+    NothingNewError,
+    RecfetchError,
+    batch_exit_code,
+)
+from recfetch.jobs.context import JobContext
+from recfetch.jobs.options import DownloadOptions
+from recfetch.jobs.sinks import Extra, Sinks
+from recfetch.providers.base import Provider, Recording
+from recfetch.state import ArchiveEntry
+
+
+class SkipReason(str, Enum):
+    """Why a recording was not fetched; the value is the event's ``reason`` (SPEC §4)."""
+
+    DUPLICATE = "duplicate in this run"
+    NOT_DOWNLOADABLE = "not downloadable"
+    IN_ARCHIVE = "in archive"
+    ALREADY_PRESENT = "already present"
+    DRY_RUN = "dry run: would download"
+
+
+ROUTINE = frozenset({SkipReason.DUPLICATE, SkipReason.IN_ARCHIVE, SkipReason.ALREADY_PRESENT})
+"""Skips a nightly pull makes by the thousand; the human log shows them only with -v."""
+
+
+@dataclass(frozen=True)
+class Skip:
+    reason: SkipReason
+    detail: str | None = None
+    """Shown instead of the reason's value (a provider's own "still processing")."""
+    path: Path | None = None
+    entry: ArchiveEntry | None = None
+
+    def result(self, ref: str) -> FileResult:
+        return FileResult(ref, "skipped", self.detail or self.reason.value, self.path, 0, None, None)
+
+
+@dataclass(frozen=True)
+class Fetch:
+    path: Path
+
+
+@dataclass(frozen=True)
+class Stop:
+    """`--max-files` reached while recordings were still waiting."""
+
+
+Decision = Skip | Fetch | Stop
+
+
+@dataclass
+class BatchResult:
+    downloaded: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    attempted: int = 0
+    failures: list[RecfetchError] = field(default_factory=list)
+    failure_events: list[dict[str, Any]] = field(default_factory=list)
+    run_error: RecfetchError | None = None
+    interrupted: bool = False
+    truncated: bool = False
+    """--max-files stopped the run while recordings were still waiting."""
+    would_download: int = 0
+    """--dry-run: how many files a real run would have downloaded."""
+    deleted: int = 0
+    fail_if_empty: bool = False
+    deleting: bool = False
+    """`--delete-after` was on (the summary then counts ``deleted``)."""
+    dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+    """Closing remarks for the person ("warning: ..." ones are warnings), already in the log file."""
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """SPEC §5 for a batch: the one place a download or pull's exit code is decided."""
+        if self.run_error is not None:
+            return self.run_error.exit_code
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        code = batch_exit_code(self.failures, self.attempted)
+        if code == ExitCode.OK and self.fail_if_empty:
+            new = self.would_download or self.downloaded
+            if new == 0 and self.failed == 0:
+                return NothingNewError.exit_code
+        return code
+
+    def summary(self) -> dict[str, Any]:
+        """The SPEC §4 summary event's fields."""
+        out: dict[str, Any] = {
+            "downloaded": self.downloaded,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "exit_code": int(self.exit_code),
+        }
+        if self.deleting:
+            out["deleted"] = self.deleted
+        if self.dry_run:
+            out["would_download"] = self.would_download
+        return out
+
+    @property
+    def complete(self) -> bool:
+        """Every listed recording was handled and nothing failed (the watermark may advance)."""
+        return (
+            self.run_error is None
+            and not self.interrupted
+            and not self.truncated
+            and not self.failures
+            and self.failed == 0
+        )
+
+
+def event_for(provider: str, result: FileResult, extra: Extra = None) -> dict[str, Any]:
+    """The SPEC §4 per-file event (plus any fields a sink added, e.g. ``deleted``)."""
+    error = None
+    if result.error is not None:
+        error = {"code": result.error.code, "message": result.error.one_line()}
+    return {
+        "type": "file",
+        "ref": result.ref,
+        "provider": provider,
+        "outcome": result.outcome,
+        "reason": result.reason,
+        "path": str(result.path) if result.path else None,
+        "bytes": result.bytes,
+        "sha256": result.sha256,
+        "error": error,
+        **(extra or {}),
+    }
+
+
+def check_template(template: str) -> None:
+    """A bad `--name` template is a usage error before anything is listed or fetched."""
+    naming.render(template, Recording(provider="x", profile="x", ref="x", id="x"), ext=naming.UNKNOWN_EXT)
+
+
+def target_path(opts: DownloadOptions, recording: Recording) -> Path:
+    ext = naming.extension_for(recording, recording.media_type)
+    relative = naming.render(opts.name, recording, ext=ext)
+    return opts.output_dir / Path(relative)
+
+
+def _present(path: Path, recording: Recording) -> Path | None:
+    """The final file already on disk (for an unknown type: under any media extension)."""
+    candidates = [path]
+    if path.suffix == naming.UNKNOWN_EXT:
+        candidates += [path.with_suffix(ext) for ext in sorted(naming.media_extensions())]
+    for candidate in candidates:
+        if candidate.exists() and (
+            recording.size_bytes is None or candidate.stat().st_size == recording.size_bytes
+        ):
+            return candidate
+    return None
+
+
+class Planner:
+    """The skip rules of a batch, in one place and one order."""
+
+    def __init__(self, provider: Provider, opts: DownloadOptions, sinks: Sinks) -> None:
+        self.provider = provider
+        self.opts = opts
+        self.sinks = sinks
+        self.seen_refs: set[str] = set()
+        self.seen_paths: set[Path] = set()
+        self.fetches = 0
+
+    def archived(self, ref: str) -> ArchiveEntry | None:
+        """The archive's row for ``ref`` when its file is still there (and --overwrite is off)."""
+        archive = self.sinks.archive
+        if archive is None or self.opts.overwrite:
+            return None
+        entry = archive.get(self.provider.name, self.provider.profile, ref)
+        if entry is not None and not entry.path.exists():
+            # The archive says done but the file is gone: the recording may still exist
+            # only at the provider, so fetch it again rather than trust the record.
+            self.sinks.notes.warn(
+                f"warning: {ref} is in the archive but {entry.path} is missing; downloading it again"
+            )
+            return None
+        return entry
+
+    def plan(self, recording: Recording) -> Decision:
+        if recording.ref in self.seen_refs:
+            # Overlapping listing windows may repeat a recording: never fetch it twice in one run.
+            return Skip(SkipReason.DUPLICATE)
+        self.seen_refs.add(recording.ref)
+        if not recording.downloadable:
+            detail = recording.skip_reason or f"not downloadable (status {recording.status})"
+            return Skip(SkipReason.NOT_DOWNLOADABLE, detail)
+        entry = self.archived(recording.ref)
+        if entry is not None:
+            return Skip(SkipReason.IN_ARCHIVE, path=entry.path, entry=entry)
+        path = target_path(self.opts, recording)
+        if path in self.seen_paths:
+            path = path.with_name(f"{path.stem}_{len(self.seen_paths)}{path.suffix}")
+        self.seen_paths.add(path)
+        present = None if self.opts.overwrite else _present(path, recording)
+        if present is not None:
+            return Skip(SkipReason.ALREADY_PRESENT, path=present)
+        if self.opts.max_files is not None and self.fetches >= self.opts.max_files:
+            return Stop()
+        self.fetches += 1
+        if self.opts.dry_run:
+            return Skip(SkipReason.DRY_RUN, path=path)
+        return Fetch(path)
+
+
+def _typed_path(recording: Recording, res: FileResult) -> FileResult:
+    """Give a file saved as ``.bin`` the extension of the Content-Type it arrived with.
+
+    Some providers (Kaleyra) say nothing about the format until the bytes come;
+    an existing file of the same name is never replaced.
+    """
+    if res.path is None or res.path.suffix != naming.UNKNOWN_EXT or not res.media_type:
+        return res
+    ext = naming.extension_for(recording.replace(filename=None), res.media_type)
+    typed = res.path.with_suffix(ext)
+    if ext == naming.UNKNOWN_EXT or typed.exists():
+        return res
+    try:
+        os.replace(res.path, typed)
+    except OSError:
+        return res
+    return dataclasses.replace(res, path=typed)
+
+
+def _until_stopped(items: Iterable[Recording | FileResult], stop: threading.Event) -> Iterator[Any]:
+    """Stop pulling from the listing as soon as a signal arrives (no new page is requested)."""
+    for item in items:
+        if stop.is_set():
+            return
+        yield item
+        if stop.is_set():
+            return
+
+
+Outcome = tuple[FileResult, Extra]
+
+
+class BatchRunner:
+    """Download every downloadable recording; never raise for one recording's failure."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        opts: DownloadOptions,
+        sinks: Sinks,
+        ctx: JobContext,
+        downloader: Downloader,
+    ) -> None:
+        self.provider = provider
+        self.opts = opts
+        self.sinks = sinks
+        self.ctx = ctx
+        self.downloader = downloader
+        self.planner = Planner(provider, opts, sinks)
+        self.result = BatchResult(fail_if_empty=opts.fail_if_empty)
+        self._lock = threading.Lock()
+        self._in_flight: set[Future[Outcome]] = set()
+
+    # -- per file, in a worker thread ------------------------------------------------
+
+    def _fetch(self, recording: Recording, path: Path) -> Outcome:
+        res = self.downloader.fetch(recording, path, lambda: self.provider.mint(recording))
+        if res.outcome != "downloaded":
+            return res, None
+        return self.sinks.commit(recording, _typed_path(recording, res))
+
+    def _archived(self, recording: Recording, skip: Skip) -> Outcome:
+        assert skip.entry is not None
+        res = dataclasses.replace(skip.result(recording.ref), sha256=skip.entry.sha256)
+        return self.sinks.archived(recording, skip.entry, res)
+
+    # -- bookkeeping, on the main thread ---------------------------------------------
+
+    def record(self, res: FileResult, extra: Extra = None) -> None:
+        result = self.result
+        with self._lock:
+            event = event_for(self.provider.name, res, extra)
+            if extra and extra.get("deleted"):
+                result.deleted += 1
+            if res.outcome == "downloaded":
+                result.downloaded += 1
+                result.bytes += res.bytes
+            elif res.outcome == "skipped":
+                result.skipped += 1
+            else:
+                result.failed += 1
+                if res.error is not None:
+                    if isinstance(res.error, InterruptedError_):
+                        result.interrupted = True
+                    elif isinstance(res.error, RUN_LEVEL) and result.run_error is None:
+                        result.run_error = res.error
+                        self.ctx.stop.set()
+                    else:
+                        result.failures.append(res.error)
+                result.failure_events.append(event)
+        self.sinks.event(event)
+        self.ctx.on_event(event)
+
+    def _drain(self, block_until: int) -> None:
+        # Report finished files at once (events stream), then wait while too many are in flight.
+        for fut in [f for f in self._in_flight if f.done()]:
+            self._in_flight.discard(fut)
+            self.record(*fut.result())
+        while len(self._in_flight) > block_until:
+            done, _ = wait(self._in_flight, return_when=FIRST_COMPLETED)
+            for fut in done:
+                self._in_flight.discard(fut)
+                self.record(*fut.result())
+
+    def _submit(self, pool: ThreadPoolExecutor, fn: Callable[..., Outcome], *args: Any) -> None:
+        with self._lock:
+            self.result.attempted += 1
+        self._in_flight.add(pool.submit(fn, *args))
+        self._drain(max(1, self.opts.jobs) * 2)
+
+    def _handle(self, pool: ThreadPoolExecutor, item: Recording | FileResult) -> bool:
+        """Plan and start one item; False when --max-files says stop."""
+        if isinstance(item, FileResult):  # a ref resolved (or failed) before the batch
+            if item.outcome == "failed":
+                with self._lock:
+                    self.result.attempted += 1
+            self.record(item)
+            return True
+        decision = self.planner.plan(item)
+        if isinstance(decision, Stop):
+            self.result.truncated = True
+            return False
+        if isinstance(decision, Fetch):
+            self._submit(pool, self._fetch, item, decision.path)
+        elif (
+            decision.reason is SkipReason.IN_ARCHIVE and self.sinks.acts_on_archived and not self.opts.dry_run
+        ):
+            self._submit(pool, self._archived, item, decision)
+        elif decision.reason is SkipReason.DRY_RUN:
+            with self._lock:
+                self.result.would_download += 1
+            self.record(decision.result(item.ref), {"size_bytes": item.size_bytes})
+        else:
+            self.record(decision.result(item.ref))
+        return True
+
+    def run(self, items: Iterable[Recording | FileResult]) -> BatchResult:
+        started = time.monotonic()
+        stop = self.ctx.stop
+        pool = ThreadPoolExecutor(max_workers=max(1, self.opts.jobs), thread_name_prefix="recfetch-dl")
+        try:
+            for item in _until_stopped(items, stop):
+                if not self._handle(pool, item):
+                    break
+            self._drain(0)
+        except RecfetchError as exc:
+            # Listing failed part-way: stop new work, finish what is running.
+            stop.set()
+            self._drain(0)
+            if self.result.run_error is None:
+                self.result.run_error = exc
+        except KeyboardInterrupt:
+            stop.set()
+            self._drain(0)
+            self.result.interrupted = True
+        finally:
+            pool.shutdown(wait=True)
+            self.result.seconds = time.monotonic() - started
+        if stop.is_set() and self.result.run_error is None:
+            self.result.interrupted = True
+        return self.result

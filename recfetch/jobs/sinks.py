@@ -1,0 +1,438 @@
+"""Where a verified file is recorded, in a fixed order: manifest, metadata sidecar, archive, deletion.
+
+Decisions (also in the README's cron section):
+- The archive row is written last, after the manifest line and the sidecar: a
+  recording in the archive is skipped by every later run, so it must already be
+  in the manifest (for `verify`) and have its sidecar.
+- `--delete-after` deletes a recording only after its local file re-hashes to what
+  the archive recorded (size, sha256, and the provider's checksum when it gives
+  one). That covers files downloaded in this run and archived files from earlier
+  runs (so a delete that failed last night is retried); a file that is merely
+  present (not archived) is never a reason to delete.
+- The log file sees every event and note but never decides anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from recfetch import manifest as manifest_mod
+from recfetch.fsutil import write_private
+from recfetch.download import FileResult
+from recfetch.errors import (
+    IntegrityError,
+    InterruptedError_,
+    NotFoundError,
+    ProviderError,
+    RecfetchError,
+    TransferError,
+    UsageError,
+)
+from recfetch.jobs.context import Notifier, Silent
+from recfetch.jobs.options import DownloadOptions
+from recfetch.logfile import LogFile
+from recfetch.providers.base import Provider, Recording
+from recfetch.redact import redact_url
+from recfetch.state import Archive, ArchiveEntry, default_archive_path
+
+Extra = dict[str, Any] | None
+"""Fields a sink adds to the file event (e.g. ``{"deleted": true}``)."""
+
+
+class Sink:
+    """One place a run's results go. Subclasses override what they take part in."""
+
+    stage: ClassVar[int] = 0
+    """Position in the commit order (lower first)."""
+    acts_on_archived: ClassVar[bool] = False
+    """Does `archived` do anything (then archived recordings are handed to the sinks)?"""
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def commit(self, recording: Recording, res: FileResult) -> Extra:
+        """A file is final and verified; raise a RecfetchError to fail the recording."""
+        return None
+
+    def failure(self, exc: RecfetchError) -> tuple[str, Extra]:
+        """The event's reason (and extra fields) when `commit` raised ``exc``."""
+        return str(exc), None
+
+    def archived(self, recording: Recording, entry: ArchiveEntry) -> Extra:
+        """A recording skipped because the archive holds it and its file is still there."""
+        return None
+
+
+class LogSink(Sink):
+    """`--log-file`: JSON lines with every event, note and the summary."""
+
+    def __init__(self, path: Path, *, provider: str, profile: str, command: str) -> None:
+        self.path = path
+        self.provider = provider
+        self.profile = profile
+        self.command = command
+        self.log: LogFile | None = None
+
+    def open(self) -> None:
+        self.log = LogFile(self.path, provider=self.provider)
+        self.log.attach()
+        self.log.info(f"{self.command} started (profile {self.profile})", command=self.command)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+    def write(self, level: str, message: str, **fields: Any) -> None:
+        if self.log is not None:
+            self.log.write(level, message, **fields)
+
+    def event(self, event: dict[str, Any]) -> None:
+        if self.log is not None:
+            self.log.file_event(event)
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        level = "info" if summary.get("exit_code") in (0, None) else "error"
+        text = ", ".join(f"{k} {summary[k]}" for k in ("downloaded", "skipped", "failed") if k in summary)
+        self.write(
+            level, f"finished: {text}; exit {summary.get('exit_code')}", event={"type": "summary", **summary}
+        )
+
+
+class Notes:
+    """Messages for the person (stderr) and the log file, with one call."""
+
+    def __init__(self, notify: Notifier, log: LogSink | None) -> None:
+        self.notify = notify
+        self.log_sink = log
+
+    def log(self, level: str, message: str, **fields: Any) -> None:
+        """Only in the log file (the CLI shows this message itself)."""
+        if self.log_sink is not None:
+            self.log_sink.write(level, message.removeprefix("warning: "), **fields)
+
+    def info(self, message: str, **fields: Any) -> None:
+        self.notify.info(message)
+        self.log("info", message, **fields)
+
+    def warn(self, message: str) -> None:
+        self.notify.warn(message)
+        self.log("warning", message)
+
+    def debug(self, message: str) -> None:
+        """Shown with -v; always in the log file."""
+        self.notify.debug(message)
+        self.log("info", message)
+
+    def error(self, exc: RecfetchError) -> None:
+        """Only in the log: the CLI shows the error itself."""
+        self.log("error", exc.one_line())
+
+
+class ManifestSink(Sink):
+    """`--manifest`: one JSONL line per downloaded file."""
+
+    stage = 10
+
+    def __init__(self, path: Path, provider: Provider) -> None:
+        self.path = path
+        self.provider = provider
+        self.writer: manifest_mod.ManifestWriter | None = None
+
+    def open(self) -> None:
+        self.writer = manifest_mod.ManifestWriter(self.path)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def commit(self, recording: Recording, res: FileResult) -> Extra:
+        assert self.writer is not None
+        entry = manifest_mod.entry_for(
+            provider=self.provider.name,
+            profile=self.provider.profile,
+            ref=recording.ref,
+            path=Path(res.path or ""),
+            size=res.bytes,
+            sha256=res.sha256,
+            provider_size=recording.size_bytes,
+        )
+        try:
+            self.writer.append(entry)
+        except OSError as exc:
+            raise TransferError(f"cannot append to the manifest {self.writer.path}: {exc.strerror}") from None
+        return None
+
+
+def _strip_signed_urls(value: Any) -> Any:
+    """Belt and braces for the sidecar: no URL query string (where signatures live) is stored."""
+    if isinstance(value, str):
+        return redact_url(value) if value.startswith(("http://", "https://")) and "?" in value else value
+    if isinstance(value, dict):
+        return {k: _strip_signed_urls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_signed_urls(v) for v in value]
+    return value
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+class MetadataSink(Sink):
+    """`--write-metadata`: the SPEC §4 record beside the file as `<file>.json`."""
+
+    stage = 20
+
+    def commit(self, recording: Recording, res: FileResult) -> Extra:
+        path = sidecar_path(Path(res.path or ""))
+        record = _strip_signed_urls(recording.to_dict())
+        try:
+            write_private(path, (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
+        except OSError as exc:
+            raise TransferError(f"cannot write {path}: {exc.strerror}") from None
+        return None
+
+
+class ArchiveSink(Sink):
+    """The archive: which recordings are downloaded and verified, and where (written last)."""
+
+    stage = 30
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.archive: Archive | None = None
+
+    def open(self) -> None:
+        self.archive = Archive(self.path)
+
+    def close(self) -> None:
+        if self.archive is not None:
+            self.archive.close()
+
+    def commit(self, recording: Recording, res: FileResult) -> Extra:
+        assert self.archive is not None
+        self.archive.add(recording, res)
+        return None
+
+    def failure(self, exc: RecfetchError) -> tuple[str, Extra]:
+        return f"downloaded, but the archive was not updated: {exc}", None
+
+
+_ALGORITHMS = {"md5": "md5", "sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256"}
+
+
+class VerifiedDeleter(Sink):
+    """`--delete-after`: delete at the provider only what the disk and the archive both vouch for."""
+
+    stage = 40
+    acts_on_archived = True
+
+    def __init__(self, provider: Provider, archive: ArchiveSink, notes: Notes) -> None:
+        self.provider = provider
+        self.archive_sink = archive
+        self.notes = notes
+
+    @property
+    def archive(self) -> Archive:
+        assert self.archive_sink.archive is not None
+        return self.archive_sink.archive
+
+    def _refuse(self, why: str) -> IntegrityError:
+        return IntegrityError(
+            f"not deleted at {self.provider.name}: {why}",
+            hint="the local file is kept; check it, or download it again with --overwrite",
+            provider=self.provider.name,
+        )
+
+    def _verify(self, recording: Recording, path: Path, *, size: int, sha256: str | None) -> None:
+        entry = self.archive.get(self.provider.name, self.provider.profile, recording.ref)
+        if entry is None:
+            raise self._refuse("it is not recorded in the archive")
+        if entry.path.resolve() != path.resolve():
+            raise self._refuse(f"the archive records it at {entry.path}, not {path}")
+        expected_sha = sha256 or entry.sha256
+        if not expected_sha or (entry.sha256 and entry.sha256 != expected_sha):
+            raise self._refuse("no matching sha256 is recorded for the local file")
+        extra_algo = None
+        digest = None
+        if recording.checksum:
+            algo, _, digest = recording.checksum.partition(":")
+            extra_algo = _ALGORITHMS.get(algo.strip().lower())
+            if extra_algo is None or not digest:
+                raise self._refuse(f"cannot check the provider's {algo or 'unnamed'} checksum")
+        try:
+            actual_size, digests = manifest_mod.hash_file(path, *([extra_algo] if extra_algo else []))
+        except OSError as exc:
+            raise self._refuse(f"cannot read {path}: {exc.strerror}") from None
+        if actual_size != size or actual_size != entry.bytes:
+            raise self._refuse(f"{path} has {actual_size} bytes, {entry.bytes} were recorded")
+        if recording.size_bytes is not None and actual_size != recording.size_bytes:
+            raise self._refuse(f"{path} has {actual_size} bytes, the provider reports {recording.size_bytes}")
+        if digests["sha256"] != expected_sha.lower():
+            raise self._refuse(f"{path} no longer matches its recorded sha256")
+        if extra_algo and digest and digests[extra_algo] != digest.strip().lower():
+            raise self._refuse(f"{path} does not match the provider's {extra_algo} checksum")
+
+    def _delete(self, recording: Recording, path: Path) -> dict[str, Any]:
+        name = self.provider.name
+        try:
+            self.provider.delete(recording)
+            note = ""
+        except NotFoundError:
+            note = " (it was already gone)"  # the goal state; the listing was a moment ago
+        except InterruptedError_:
+            raise
+        except RecfetchError as exc:
+            # One refused delete must not stop the other downloads: a per-item failure.
+            raise ProviderError(
+                f"deleting at {name} failed: {exc.message}",
+                hint="the local file is kept; the next pull with --delete-after retries the delete",
+                provider=name,
+                http_status=exc.http_status,
+            ) from None
+        self.notes.info(
+            f"deleted {recording.ref} at {name}{note}; verified local copy {path}",
+            ref=recording.ref,
+            deleted=True,
+        )
+        return {"deleted": True}
+
+    def commit(self, recording: Recording, res: FileResult) -> Extra:
+        path = Path(res.path or "")
+        self._verify(recording, path, size=res.bytes, sha256=res.sha256)
+        return self._delete(recording, path)
+
+    def failure(self, exc: RecfetchError) -> tuple[str, Extra]:
+        return f"downloaded, but {exc}", {"deleted": False}
+
+    def archived(self, recording: Recording, entry: ArchiveEntry) -> Extra:
+        self._verify(recording, entry.path, size=entry.bytes, sha256=entry.sha256)
+        return self._delete(recording, entry.path)
+
+
+def _failed(res: FileResult, exc: RecfetchError, reason: str) -> FileResult:
+    return FileResult(res.ref, "failed", reason, res.path, res.bytes, res.sha256, exc, res.mints)
+
+
+@dataclass
+class Sinks:
+    """A run's sinks, kept in commit order; opened and closed together (``with sinks:``)."""
+
+    sinks: list[Sink]
+    notes: Notes
+
+    def __post_init__(self) -> None:
+        self.sinks.sort(key=lambda s: s.stage)
+
+    @classmethod
+    def none(cls, notify: Notifier | None = None) -> Sinks:
+        return cls([], Notes(notify or Silent(), None))
+
+    def add(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+        self.sinks.sort(key=lambda s: s.stage)
+
+    def __enter__(self) -> Sinks:
+        opened: list[Sink] = []
+        try:
+            for sink in sorted(self.sinks, key=lambda s: not isinstance(s, LogSink)):
+                sink.open()
+                opened.append(sink)
+        except BaseException:
+            for sink in reversed(opened):
+                sink.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sink in sorted(self.sinks, key=lambda s: isinstance(s, LogSink)):
+            sink.close()
+
+    def _of(self, kind: type[Any]) -> Any:
+        return next((s for s in self.sinks if isinstance(s, kind)), None)
+
+    @property
+    def archive(self) -> Archive | None:
+        sink = self._of(ArchiveSink)
+        return sink.archive if sink is not None else None
+
+    @property
+    def acts_on_archived(self) -> bool:
+        return any(s.acts_on_archived for s in self.sinks)
+
+    def commit(self, recording: Recording, res: FileResult) -> tuple[FileResult, Extra]:
+        """Hand a verified file to each sink in order; the first refusal fails the recording."""
+        extra: dict[str, Any] = {}
+        for sink in self.sinks:
+            try:
+                extra.update(sink.commit(recording, res) or {})
+            except RecfetchError as exc:
+                reason, more = sink.failure(exc)
+                extra.update(more or {})
+                return _failed(res, exc, reason), extra or None
+        return res, extra or None
+
+    def archived(
+        self, recording: Recording, entry: ArchiveEntry, res: FileResult
+    ) -> tuple[FileResult, Extra]:
+        extra: dict[str, Any] = {}
+        for sink in self.sinks:
+            try:
+                extra.update(sink.archived(recording, entry) or {})
+            except RecfetchError as exc:
+                extra["deleted"] = False
+                return _failed(res, exc, f"in archive, but {exc}"), extra
+        return res, extra or None
+
+    def event(self, event: dict[str, Any]) -> None:
+        log = self._of(LogSink)
+        if log is not None:
+            log.event(event)
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        log = self._of(LogSink)
+        if log is not None:
+            log.summary(summary)
+
+
+def open_sinks(
+    provider: Provider,
+    opts: DownloadOptions,
+    *,
+    state_dir: Path,
+    notify: Notifier,
+    command: str,
+    delete: bool = False,
+) -> Sinks:
+    """The sinks ``opts`` asks for (not yet opened: ``with`` the result opens them)."""
+    if opts.archive is not None and opts.no_archive:
+        raise UsageError("--archive and --no-archive cannot be used together", hint="pick one")
+    log = None
+    if opts.log_file is not None:
+        log = LogSink(
+            opts.log_file.expanduser(), provider=provider.name, profile=provider.profile, command=command
+        )
+    notes = Notes(notify, log)
+    sinks = Sinks([log] if log is not None else [], notes)
+    archive = None
+    if not opts.no_archive:
+        path = opts.archive.expanduser() if opts.archive is not None else default_archive_path(state_dir)
+        archive = ArchiveSink(path)
+        sinks.add(archive)
+    if opts.manifest is not None:
+        sinks.add(ManifestSink(opts.manifest.expanduser(), provider))
+    if opts.write_metadata:
+        sinks.add(MetadataSink())
+    if delete:
+        if archive is None:
+            raise UsageError(
+                "--delete-after needs the archive to prove each file was verified", hint="drop --no-archive"
+            )
+        sinks.add(VerifiedDeleter(provider, archive, notes))
+    return sinks
