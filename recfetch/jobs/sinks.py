@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from recfetch import manifest as manifest_mod
-from recfetch.fsutil import write_private
 from recfetch.download import FileResult
 from recfetch.errors import (
     IntegrityError,
@@ -31,6 +30,7 @@ from recfetch.errors import (
     TransferError,
     UsageError,
 )
+from recfetch.fsutil import write_private
 from recfetch.jobs.context import Notifier, Silent
 from recfetch.jobs.options import DownloadOptions
 from recfetch.logfile import LogFile
