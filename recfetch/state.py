@@ -82,7 +82,8 @@ class ArchiveEntry:
     downloaded_at: str
 
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS downloads (
     profile       TEXT NOT NULL,
     provider      TEXT NOT NULL,
@@ -94,7 +95,43 @@ CREATE TABLE IF NOT EXISTS downloads (
     downloaded_at TEXT NOT NULL,
     PRIMARY KEY (profile, provider, ref)
 )
-"""
+""",
+    """
+CREATE INDEX IF NOT EXISTS downloads_by_path ON downloads (path)
+""",
+    """
+CREATE TABLE IF NOT EXISTS pending (
+    profile       TEXT NOT NULL,
+    provider      TEXT NOT NULL,
+    ref           TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    provider_size INTEGER,
+    manifest      TEXT,
+    sidecar       TEXT,
+    pid           INTEGER NOT NULL,
+    started_at    TEXT NOT NULL,
+    PRIMARY KEY (profile, provider, ref)
+)
+""",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A commit that was under way: the file may be final already, its records not yet written.
+
+    Everything needed to finish the commit without the provider is here: where the
+    manifest line goes (``manifest``) and the sidecar's text (``sidecar``).
+    """
+
+    profile: str
+    provider: str
+    ref: str
+    path: Path
+    provider_size: int | None
+    manifest: Path | None
+    sidecar: str | None
+    pid: int
 
 
 def default_archive_path(state_dir: Path) -> Path:
@@ -126,7 +163,8 @@ class Archive:
             # after a power cut — and then the final file's size check skips it anyway.
             self._db.execute("PRAGMA synchronous = NORMAL")
             with self._tx():
-                self._db.execute(_SCHEMA)
+                for statement in _SCHEMA:
+                    self._db.execute(statement)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"cannot open the archive {path}: {_reason(exc)}",
@@ -167,23 +205,84 @@ class Archive:
 
     def add(self, recording: Recording, result: Any) -> None:
         """Record a verified download (called only after the file is final and checked)."""
-        path = Path(result.path).resolve()
+        self.add_row(
+            recording.profile,
+            recording.provider,
+            recording.ref,
+            Path(result.path),
+            int(result.bytes),
+            result.sha256,
+            recording.size_bytes,
+        )
+
+    def add_row(
+        self,
+        profile: str,
+        provider: str,
+        ref: str,
+        path: Path,
+        size: int,
+        sha256: str | None,
+        provider_size: int | None,
+    ) -> None:
+        """Record a verified download and close its journal entry, in one transaction."""
         with self._lock, self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO downloads "
                 "(profile, provider, ref, path, bytes, sha256, provider_size, downloaded_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (profile, provider, ref, str(path.resolve()), size, sha256, provider_size, utc_stamp()),
+            )
+            db.execute(
+                "DELETE FROM pending WHERE profile = ? AND provider = ? AND ref = ?", (profile, provider, ref)
+            )
+
+    def owner(self, path: Path) -> tuple[str, str] | None:
+        """(provider, ref) of the recording the archive says owns ``path``, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT provider, ref FROM downloads WHERE path = ? LIMIT 1", (str(path.resolve()),)
+            ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    # -- the commit journal: intent before the rename, reconciled at the next start --------
+
+    def intend(self, recording: Recording, path: Path, *, manifest: Path | None, sidecar: str | None) -> None:
+        """Journal a commit before the file can appear at ``path``."""
+        with self._lock, self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pending "
+                "(profile, provider, ref, path, provider_size, manifest, sidecar, pid, started_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     recording.profile,
                     recording.provider,
                     recording.ref,
-                    str(path),
-                    int(result.bytes),
-                    result.sha256,
+                    str(path.resolve()),
                     recording.size_bytes,
+                    str(manifest.resolve()) if manifest is not None else None,
+                    sidecar,
+                    os.getpid(),
                     utc_stamp(),
                 ),
             )
+
+    def abandon(self, profile: str, provider: str, ref: str) -> None:
+        """The transfer did not produce a final file: nothing to reconcile."""
+        with self._lock, self._tx() as db:
+            db.execute(
+                "DELETE FROM pending WHERE profile = ? AND provider = ? AND ref = ?", (profile, provider, ref)
+            )
+
+    def pending(self) -> list[Pending]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT profile, provider, ref, path, provider_size, manifest, sidecar, pid FROM pending"
+            ).fetchall()
+        return [
+            Pending(r[0], r[1], r[2], Path(r[3]), r[4], Path(r[5]) if r[5] else None, r[6], int(r[7]))
+            for r in rows
+        ]
 
     def forget(self, provider: str, profile: str, ref: str) -> None:
         with self._lock, self._tx() as db:

@@ -384,14 +384,15 @@ def test_download_mints_once_and_saves_byte_exact_private_file(cli: Any, kismet:
     assert_no_credentials_at_storage(sandbox)
 
 
-def test_already_present_file_is_skipped_without_an_audited_call(cli: Any, kismet: Any) -> None:
+def test_already_downloaded_file_is_skipped_without_an_audited_call(cli: Any, kismet: Any) -> None:
+    # Kismet reports no size, so the archive is what proves the file is this recording (SPEC §3).
     ref = ready_ref(kismet)
-    first = cli("kismet", "download", ref, "-o", "out", "--no-archive")
+    first = cli("kismet", "download", ref, "-o", "out")
     assert first.exit_code == 0, first.output
-    again = cli("kismet", "download", ref, "-o", "out", "--no-archive", "--jsonl")
+    again = cli("kismet", "download", ref, "-o", "out", "--jsonl")
     assert again.exit_code == 0, again.output
     event = again.jsonl()[0]
-    assert event["outcome"] == "skipped" and event["reason"] == "already present"
+    assert event["outcome"] == "skipped" and event["reason"] == "in archive"
     assert kismet.audit_counts == {ref: 1}
 
 

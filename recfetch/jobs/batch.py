@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +28,7 @@ from recfetch.errors import (
     RUN_LEVEL,
     ExitCode,
     InterruptedError_,
+    LocalIOError,
     NothingNewError,
     RecfetchError,
     batch_exit_code,
@@ -173,17 +175,35 @@ def target_path(opts: DownloadOptions, recording: Recording) -> Path:
     return opts.output_dir / Path(relative)
 
 
-def _present(path: Path, recording: Recording) -> Path | None:
-    """The final file already on disk (for an unknown type: under any media extension)."""
+def _on_disk(path: Path) -> list[Path]:
+    """What occupies ``path`` (for an unknown type: under any media extension too)."""
     candidates = [path]
     if path.suffix == naming.UNKNOWN_EXT:
         candidates += [path.with_suffix(ext) for ext in sorted(naming.media_extensions())]
-    for candidate in candidates:
-        if candidate.exists() and (
-            recording.size_bytes is None or candidate.stat().st_size == recording.size_bytes
-        ):
-            return candidate
-    return None
+    return [c for c in candidates if os.path.lexists(c)]
+
+
+def _proven(path: Path, recording: Recording) -> bool:
+    """A file recfetch did not record counts as this recording only with the provider's size.
+
+    An empty file, a symlink, or any file when the provider reports no size proves nothing.
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_size > 0
+        and recording.size_bytes is not None
+        and st.st_size == recording.size_bytes
+    )
+
+
+def _with_id(path: Path, recording: Recording, n: int) -> Path:
+    """``name_<id>.ext`` (then ``name_<id>_2.ext``...): the recording id keeps names apart."""
+    tag = naming.sanitize_component(recording.id, max_bytes=64) + (f"_{n}" if n > 1 else "")
+    return path.with_name(naming.sanitize_component(f"{path.stem}_{tag}{path.suffix}"))
 
 
 class Planner:
@@ -194,7 +214,8 @@ class Planner:
         self.opts = opts
         self.sinks = sinks
         self.seen_refs: set[str] = set()
-        self.seen_paths: set[Path] = set()
+        self.seen_paths: dict[Path, str] = {}
+        """Paths given out in this run, and to which ref."""
         self.fetches = 0
 
     def archived(self, ref: str) -> ArchiveEntry | None:
@@ -212,6 +233,47 @@ class Planner:
             return None
         return entry
 
+    def _claim(self, path: Path, recording: Recording) -> Path | Skip | None:
+        """``path`` if this recording may be written there, a Skip if it is already there, else None."""
+        ref = recording.ref
+        if self.seen_paths.get(path, ref) != ref:
+            return None  # another recording of this run goes there
+        archive = self.sinks.archive
+        owners = {archive.owner(p) for p in [path, *_on_disk(path)]} if archive is not None else set()
+        owners.discard(None)
+        if owners - {(self.provider.name, ref)}:
+            return None  # the archive says another recording's file is (or was) there
+        if owners:
+            return path  # this recording's own file (--overwrite, or it went missing)
+        present = _on_disk(path)
+        if not present:
+            return path
+        proven = [p for p in present if _proven(p, recording)]
+        if proven and not self.opts.overwrite:
+            return Skip(SkipReason.ALREADY_PRESENT, path=proven[0])
+        if proven and len(proven) == len(present):
+            return path  # --overwrite: it is this recording's file by the provider's size
+        return None  # a file recfetch cannot vouch for: never replaced, never counted as done
+
+    def place(self, recording: Recording) -> Path | Skip:
+        """Where the recording's file goes: a path no other recording owns (SPEC §3).
+
+        The template's path when it is free or this recording's; otherwise ``_<id>``
+        is added (in this run, or against the archive and the disk across runs).
+        """
+        base = target_path(self.opts, recording)
+        for n in range(100):
+            candidate = base if n == 0 else _with_id(base, recording, n)
+            claimed = self._claim(candidate, recording)
+            if claimed is not None:
+                if isinstance(claimed, Path):
+                    self.seen_paths[claimed] = recording.ref
+                return claimed
+        raise LocalIOError(
+            f"no free file name for {recording.ref} near {base}",
+            hint="clear out the folder or pick another --name template",
+        )
+
     def plan(self, recording: Recording) -> Decision:
         if recording.ref in self.seen_refs:
             # Overlapping listing windows may repeat a recording: never fetch it twice in one run.
@@ -223,13 +285,10 @@ class Planner:
         entry = self.archived(recording.ref)
         if entry is not None:
             return Skip(SkipReason.IN_ARCHIVE, path=entry.path, entry=entry)
-        path = target_path(self.opts, recording)
-        if path in self.seen_paths:
-            path = path.with_name(f"{path.stem}_{len(self.seen_paths)}{path.suffix}")
-        self.seen_paths.add(path)
-        present = None if self.opts.overwrite else _present(path, recording)
-        if present is not None:
-            return Skip(SkipReason.ALREADY_PRESENT, path=present)
+        placed = self.place(recording)
+        if isinstance(placed, Skip):
+            return placed
+        path = placed
         if self.opts.max_files is not None and self.fetches >= self.opts.max_files:
             return Stop()
         self.fetches += 1
@@ -294,8 +353,10 @@ class BatchRunner:
     # -- per file, in a worker thread ------------------------------------------------
 
     def _fetch(self, recording: Recording, path: Path) -> Outcome:
+        self.sinks.intend(recording, path)
         res = self.downloader.fetch(recording, path, lambda: self.provider.mint(recording))
         if res.outcome != "downloaded":
+            self.sinks.abandon(recording)
             return res, None
         return self.sinks.commit(recording, _typed_path(recording, res))
 

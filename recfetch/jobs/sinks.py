@@ -32,6 +32,7 @@ from recfetch.errors import (
 )
 from recfetch.fsutil import write_private
 from recfetch.jobs.context import Notifier, Silent
+from recfetch.jobs.journal import reconcile, sidecar_path
 from recfetch.jobs.options import DownloadOptions
 from recfetch.logfile import LogFile
 from recfetch.providers.base import Provider, Recording
@@ -180,20 +181,19 @@ def _strip_signed_urls(value: Any) -> Any:
     return value
 
 
-def sidecar_path(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
-
-
 class MetadataSink(Sink):
     """`--write-metadata`: the SPEC §4 record beside the file as `<file>.json`."""
 
     stage = 20
 
+    @staticmethod
+    def render(recording: Recording) -> str:
+        return json.dumps(_strip_signed_urls(recording.to_dict()), indent=2, ensure_ascii=False) + "\n"
+
     def commit(self, recording: Recording, res: FileResult) -> Extra:
         path = sidecar_path(Path(res.path or ""))
-        record = _strip_signed_urls(recording.to_dict())
         try:
-            write_private(path, (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
+            write_private(path, self.render(recording).encode())
         except OSError as exc:
             raise TransferError(f"cannot write {path}: {exc.strerror}") from None
         return None
@@ -204,12 +204,16 @@ class ArchiveSink(Sink):
 
     stage = 30
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, notes: Notes | None = None) -> None:
         self.path = path
+        self.notes = notes
         self.archive: Archive | None = None
 
     def open(self) -> None:
         self.archive = Archive(self.path)
+        if self.notes is not None:
+            notes = self.notes
+            reconcile(self.archive, lambda m: notes.warn(m) if m.startswith("warning: ") else notes.info(m))
 
     def close(self) -> None:
         if self.archive is not None:
@@ -366,6 +370,25 @@ class Sinks:
     def acts_on_archived(self) -> bool:
         return any(s.acts_on_archived for s in self.sinks)
 
+    def intend(self, recording: Recording, path: Path) -> None:
+        """Journal the commit before the engine may put a file at ``path`` (see `journal`)."""
+        archive = self.archive
+        if archive is None:
+            return
+        manifest = self._of(ManifestSink)
+        metadata = self._of(MetadataSink)
+        archive.intend(
+            recording,
+            path,
+            manifest=manifest.path if manifest is not None else None,
+            sidecar=metadata.render(recording) if metadata is not None else None,
+        )
+
+    def abandon(self, recording: Recording) -> None:
+        """No final file came of it (failed, interrupted, already there)."""
+        if self.archive is not None:
+            self.archive.abandon(recording.profile, recording.provider, recording.ref)
+
     def commit(self, recording: Recording, res: FileResult) -> tuple[FileResult, Extra]:
         """Hand a verified file to each sink in order; the first refusal fails the recording."""
         extra: dict[str, Any] = {}
@@ -423,7 +446,7 @@ def open_sinks(
     archive = None
     if not opts.no_archive:
         path = opts.archive.expanduser() if opts.archive is not None else default_archive_path(state_dir)
-        archive = ArchiveSink(path)
+        archive = ArchiveSink(path, notes)
         sinks.add(archive)
     if opts.manifest is not None:
         sinks.add(ManifestSink(opts.manifest.expanduser(), provider))

@@ -1,0 +1,195 @@
+"""Nothing lost across runs: path ownership, proof of "already present", the commit journal (SPEC §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recfetch.sandbox import Sandbox
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def files(res: Any) -> list[dict[str, Any]]:
+    return [e for e in res.jsonl() if e.get("type") == "file"]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def archive_rows() -> dict[str, tuple[str, str]]:
+    db = Path(os.environ["RECFETCH_STATE_DIR"]) / "archive.sqlite3"
+    with sqlite3.connect(db) as conn:
+        return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT ref, path, sha256 FROM downloads")}
+
+
+# ---------------------------------------------------------------------------
+# #2: a path belongs to one recording, across runs
+
+
+@pytest.mark.parametrize("name", ["kismet", "realtimekit"])  # no size reported / size reported
+def test_a_template_mapping_two_recordings_to_one_path_never_overwrites_across_runs(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path, name: str
+) -> None:
+    out = tmp_path / "out"
+    args = (name, "pull", "-o", str(out), "--name", "same{ext}", "--jsonl")
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    before = {e["ref"]: Path(e["path"]) for e in files(first) if e["outcome"] == "downloaded"}
+    hashes = {ref: sha(path) for ref, path in before.items()}
+    assert len(set(before.values())) == len(before) > 1  # one run: distinct paths already
+
+    standin = sandbox_profile[name]
+    new_ref = standin.add_recording()
+    second = cli(*args)
+    assert second.exit_code == 0, second.output
+    (event,) = [e for e in files(second) if e["outcome"] == "downloaded"]
+    assert event["ref"].endswith(new_ref) and Path(event["path"]) not in before.values()
+    assert sha(Path(event["path"])) == event["sha256"]
+    assert {ref: sha(path) for ref, path in before.items()} == hashes  # nothing overwritten
+
+    # --overwrite replaces each recording's own file only, at its own path.
+    third = cli(*args, "--overwrite")
+    assert third.exit_code == 0, third.output
+    again = {e["ref"]: Path(e["path"]) for e in files(third) if e["outcome"] == "downloaded"}
+    assert again == {**before, event["ref"]: Path(event["path"])}
+    assert {ref: sha(path) for ref, path in before.items()} == hashes
+
+
+def test_a_file_the_archive_gives_to_another_recording_is_not_already_present(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = cli("kismet", "pull", "-o", str(out), "--name", "{provider}{ext}", "--jsonl", "--max-files", "1")
+    assert first.exit_code == 0, first.output
+    (owner,) = [e for e in files(first) if e["outcome"] == "downloaded"]
+    second = cli("kismet", "pull", "-o", str(out), "--name", "{provider}{ext}", "--jsonl")
+    assert second.exit_code == 0, second.output
+    present = [e for e in files(second) if e["reason"] == "already present"]
+    assert present == []  # before: every other recording was "already present" forever
+    downloaded = [e for e in files(second) if e["outcome"] == "downloaded"]
+    assert downloaded and all(e["path"] != owner["path"] for e in downloaded)
+    assert sha(Path(owner["path"])) == owner["sha256"]
+
+
+# ---------------------------------------------------------------------------
+# #5: "already present" needs proof
+
+
+def _planned_paths(cli: Any, name: str, out: Path, *extra: str) -> dict[str, Path]:
+    res = cli(name, "pull", "-o", str(out), "--dry-run", "--jsonl", "--no-archive", *extra)
+    assert res.exit_code == 0, res.output
+    return {e["ref"]: Path(e["path"]) for e in files(res) if e["reason"] == "dry run: would download"}
+
+
+def test_without_a_size_an_unrecorded_or_empty_file_is_not_already_present(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    planned = _planned_paths(cli, "bird", out)
+    (empty_ref, empty), (other_ref, other) = sorted(planned.items())[:2]
+    empty.parent.mkdir(parents=True, exist_ok=True)
+    empty.write_bytes(b"")
+    other.write_bytes(b"somebody else's notes")
+    res = cli("bird", "pull", "-o", str(out), "--jsonl", "--no-archive")
+    assert res.exit_code == 0, res.output
+    got = {e["ref"]: e for e in files(res)}
+    for ref, planted in ((empty_ref, empty), (other_ref, other)):
+        assert got[ref]["outcome"] == "downloaded", got[ref]
+        saved = Path(got[ref]["path"])
+        assert saved != planted and saved.read_bytes() == sandbox_profile["bird"].content(ref)
+    assert empty.read_bytes() == b"" and other.read_bytes() == b"somebody else's notes"
+
+
+def test_a_wrong_size_file_at_the_final_path_is_not_already_present(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    planned = _planned_paths(cli, "realtimekit", out)
+    ref, path = sorted(planned.items())[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x" * 7)
+    res = cli("realtimekit", "pull", "-o", str(out), "--jsonl", "--no-archive")
+    assert res.exit_code == 0, res.output
+    (event,) = [e for e in files(res) if e["ref"] == ref]
+    assert event["outcome"] == "downloaded" and sha(Path(event["path"])) == event["sha256"]
+    assert path.read_bytes() == b"x" * 7  # an unknown file is never replaced either
+
+
+def test_with_the_providers_size_a_present_file_is_already_present_without_the_archive(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = cli("realtimekit", "pull", "-o", str(out), "--jsonl", "--no-archive")
+    assert first.exit_code == 0, first.output
+    second = cli("realtimekit", "pull", "-o", str(out), "--jsonl", "--no-archive")
+    assert [e for e in files(second) if e["outcome"] == "downloaded"] == []
+    assert {e["reason"] for e in files(second) if e["path"]} == {"already present"}
+
+
+# ---------------------------------------------------------------------------
+# #6: kill -9 anywhere, then a clean run: every file recorded, byte-exact, nothing stale
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
+
+
+def _wait_for_transfers(out: Path, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and any(p.name.endswith(".part") for p in out.rglob("*")):
+            return
+        time.sleep(0.01)
+
+
+def test_kill_9_at_random_moments_then_a_clean_run_leaves_everything_consistent(
+    sandbox_profile: Sandbox, tmp_path: Path
+) -> None:
+    bird = sandbox_profile["bird"]
+    for _ in range(40):
+        bird.add_recording(size=4_000)
+    out, manifest = tmp_path / "out", tmp_path / "manifest.jsonl"
+    cmd = [sys.executable, "-m", "recfetch", "--quiet", "bird", "pull", "-o", str(out)]
+    cmd += ["--manifest", str(manifest), "--write-metadata", "-j", "4"]
+    sandbox_profile.storage.throttle(1_000_000)
+    rng = random.Random(8)
+    try:
+        for _ in range(15):
+            proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _wait_for_transfers(out, proc)  # the interpreter's start-up is no place to kill it
+            time.sleep(rng.uniform(0.0, 0.8))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    finally:
+        sandbox_profile.storage.throttle(None)
+    clean = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stderr
+
+    rows = archive_rows()
+    expected = {ref for ref in bird.ids(status="available")}
+    assert set(rows) == expected
+    on_disk = {p for p in out.rglob("*") if p.is_file()}
+    media = {p for p in on_disk if not p.name.endswith((".json", ".part", ".part.meta"))}
+    assert media == {Path(path) for path, _ in rows.values()}  # every file is recorded, none twice
+    for ref, (path, digest) in rows.items():
+        assert Path(path).read_bytes() == bird.content(ref) and sha(Path(path)) == digest
+        assert json.loads(Path(path + ".json").read_text())["ref"] == ref
+    listed = {json.loads(line)["path"] for line in manifest.read_text().splitlines()}
+    assert listed == {path for path, _ in rows.values()}
+    leftovers = {p for p in on_disk if p.name.endswith((".part", ".part.meta"))}
+    assert leftovers == set()
+    sidecars = {p for p in on_disk if p.name.endswith(".json")}
+    assert sidecars == {Path(path + ".json") for path, _ in rows.values()}
