@@ -193,3 +193,34 @@ def test_kill_9_at_random_moments_then_a_clean_run_leaves_everything_consistent(
     assert leftovers == set()
     sidecars = {p for p in on_disk if p.name.endswith(".json")}
     assert sidecars == {Path(path + ".json") for path, _ in rows.values()}
+
+
+# ---------------------------------------------------------------------------
+# the watermark covers the window actually listed; piped refs fail one line at a time
+
+
+def test_incremental_pull_with_until_sets_the_watermark_to_until(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path
+) -> None:
+    from recfetch.state import Watermarks
+
+    until = "2025-06-01T00:00:00Z"
+    res = cli("bird", "pull", "-o", str(tmp_path / "out"), "--incremental", "--until", until)
+    assert res.exit_code == 0, res.output
+    mark = Watermarks(Path(os.environ["RECFETCH_STATE_DIR"])).get("sandbox", "bird")
+    assert mark is not None and mark.isoformat().replace("+00:00", "Z") == until
+
+
+def test_one_malformed_piped_line_fails_alone_and_the_good_refs_download(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path
+) -> None:
+    bird = sandbox_profile["bird"]
+    good = bird.ids(status="available")[:2]
+    lines = [good[0], '{"ref": "unterminated', json.dumps({"ref": good[1]}), ""]
+    res = cli("bird", "download", "-", "-o", str(tmp_path / "out"), "--jsonl", input="\n".join(lines))
+    assert res.exit_code == 3, res.output
+    by_ref = {e["ref"]: e for e in files(res)}
+    assert {by_ref[r]["outcome"] for r in good} == {"downloaded"}
+    bad = by_ref["stdin line 2"]
+    assert bad["outcome"] == "failed" and "line 2" in bad["error"]["message"]
+    assert next(e for e in res.jsonl() if e.get("type") == "summary")["exit_code"] == 3

@@ -23,7 +23,7 @@ from recfetch.errors import (
 )
 from recfetch.jobs.batch import BatchResult, SkipReason, check_template
 from recfetch.jobs.context import JobContext
-from recfetch.jobs.download import DownloadJob
+from recfetch.jobs.download import DownloadJob, refs_from
 from recfetch.jobs.listing import Limited, build_query, clean_filters, window_text
 from recfetch.jobs.options import DEFAULT_TEMPLATE, DownloadOptions, ListOptions, PullOptions
 from recfetch.jobs.pull import PullJob, PullResult
@@ -308,7 +308,7 @@ def run_download(name: str, refs: list[str], *, fmt: str, opts: DownloadOptions)
             raise
         try:
             sinks = job.sinks(provider, opts)
-            result = job.run(provider, opts, sinks, read_refs(refs))
+            result = job.run(provider, opts, sinks, refs_from(refs, sys.stdin))
         except RecfetchError as exc:
             if result is None:
                 _early_summary(fmt, exc)

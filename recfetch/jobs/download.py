@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from recfetch.download import Downloader, FileResult
-from recfetch.errors import RUN_LEVEL, RecfetchError
+from recfetch.errors import RUN_LEVEL, ExitCode, RecfetchError, UsageError
 from recfetch.jobs.batch import BatchResult, BatchRunner, SkipReason
 from recfetch.jobs.context import JobContext, Notifier
 from recfetch.jobs.options import DownloadOptions
@@ -57,6 +59,53 @@ def run_batch(
     return result
 
 
+class RefError(RecfetchError):
+    """One ref of a batch names no recording; the other refs still download (exit 3, or 2 alone)."""
+
+    exit_code = ExitCode.USAGE
+    code = "USAGE"
+
+
+@dataclass(frozen=True)
+class BadRef:
+    """A line of piped refs that could not be read."""
+
+    line: int
+    problem: str
+    hint: str
+
+    def result(self) -> FileResult:
+        error = RefError(f"stdin line {self.line} {self.problem}", hint=self.hint)
+        return FileResult(f"stdin line {self.line}", "failed", error.code.lower(), None, 0, None, error)
+
+
+def refs_from(args: Iterable[str], stdin: Iterable[str]) -> Iterator[str | BadRef]:
+    """Refs from arguments; `-` reads lines of ``stdin`` (plain refs, or JSONL records with `ref`)."""
+    for ref in args:
+        if ref != "-":
+            yield ref
+            continue
+        for line_no, line in enumerate(stdin, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            if not text.startswith("{"):
+                yield text
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                yield BadRef(
+                    line_no, "is not valid JSON", "send one ref per line, or JSONL records with a ref field"
+                )
+                continue
+            value = obj.get("ref") if isinstance(obj, dict) else None
+            if isinstance(value, str) and value:
+                yield value
+            else:
+                yield BadRef(line_no, 'has no "ref" field', "pipe `list --jsonl` output, or one ref per line")
+
+
 class DownloadJob:
     """Download the named recordings (`P download REF...`, `-` for refs on stdin)."""
 
@@ -77,12 +126,19 @@ class DownloadJob:
 
 
 def _resolve(
-    provider: Provider, refs: Iterable[str], opts: DownloadOptions, sinks: Sinks
+    provider: Provider, refs: Iterable[str | BadRef], opts: DownloadOptions, sinks: Sinks
 ) -> Iterator[Recording | FileResult]:
     """Each ref's recording; an archived ref whose file is still there needs no provider call."""
     archive = sinks.archive
-    for ref in refs:
-        ref = provider.canonical_ref(ref)  # e.g. realtimekit --audio: another file, another ref
+    for given in refs:
+        if isinstance(given, BadRef):
+            yield given.result()
+            continue
+        try:
+            ref = provider.canonical_ref(given)  # e.g. realtimekit --audio: another file, another ref
+        except UsageError as exc:
+            yield _bad(given, exc)
+            continue
         # No provider call at all for what is done (Kismet audits every lookup).
         if archive is not None and not opts.overwrite:
             entry = archive.get(provider.name, provider.profile, ref)
@@ -91,7 +147,14 @@ def _resolve(
                 continue
         try:
             yield provider.get_recording(ref)
+        except UsageError as exc:
+            yield _bad(ref, exc)  # a malformed ref is this item's problem, not the batch's
         except RecfetchError as exc:
             if isinstance(exc, RUN_LEVEL):
                 raise
             yield FileResult(ref, "failed", exc.code.lower(), None, 0, None, exc)
+
+
+def _bad(ref: str, exc: UsageError) -> FileResult:
+    error = RefError(exc.message, hint=exc.hint)
+    return FileResult(ref, "failed", error.code.lower(), None, 0, None, error)

@@ -24,10 +24,10 @@ from recfetch.download import FileResult
 from recfetch.errors import (
     IntegrityError,
     InterruptedError_,
+    LocalIOError,
     NotFoundError,
     ProviderError,
     RecfetchError,
-    TransferError,
     UsageError,
 )
 from recfetch.fsutil import write_private
@@ -166,7 +166,10 @@ class ManifestSink(Sink):
         try:
             self.writer.append(entry)
         except OSError as exc:
-            raise TransferError(f"cannot append to the manifest {self.writer.path}: {exc.strerror}") from None
+            raise LocalIOError(
+                f"cannot append to the manifest {self.writer.path}: {exc.strerror}",
+                hint="free space or fix the permissions, then run again",
+            ) from None
         return None
 
 
@@ -195,7 +198,10 @@ class MetadataSink(Sink):
         try:
             write_private(path, self.render(recording).encode())
         except OSError as exc:
-            raise TransferError(f"cannot write {path}: {exc.strerror}") from None
+            raise LocalIOError(
+                f"cannot write {path}: {exc.strerror}",
+                hint="free space or fix the permissions, then run again",
+            ) from None
         return None
 
 
