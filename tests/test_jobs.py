@@ -101,3 +101,17 @@ def test_a_second_pull_job_for_the_same_profile_is_locked_out(bird: Provider, tm
         assert not (tmp_path / "out").exists()
     finally:
         holder.release()
+
+
+def test_the_in_run_duplicate_memory_is_bounded() -> None:
+    from recfetch.jobs.batch import SEEN_LIMIT, Planner, Recent
+
+    seen = Recent(3)
+    for i in range(10):
+        seen.put(f"r{i}", i)
+    assert len(seen) == 3 and "r9" in seen and "r6" not in seen and seen.get("r8") == 8
+    seen.put("r7", 7)  # re-adding refreshes it
+    seen.put("r10", 10)
+    assert "r7" in seen and "r8" not in seen
+    planner = Planner(None, PullOptions(), None)  # type: ignore[arg-type]
+    assert planner.seen_refs.limit == planner.seen_paths.limit == SEEN_LIMIT

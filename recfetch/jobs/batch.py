@@ -15,6 +15,7 @@ import os
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -206,6 +207,38 @@ def _with_id(path: Path, recording: Recording, n: int) -> Path:
     return path.with_name(naming.sanitize_component(f"{path.stem}_{tag}{path.suffix}"))
 
 
+SEEN_LIMIT = 50_000
+"""How many refs and paths a run remembers for in-run duplicate and collision checks.
+
+Beyond it the oldest are forgotten, so memory stays flat on any listing size; what
+is forgotten is still caught by the archive and the disk (a duplicate is then "in
+archive", a path another recording took is owned on disk).
+"""
+
+
+class Recent:
+    """A mapping that keeps only the ``limit`` most recently added keys."""
+
+    def __init__(self, limit: int = SEEN_LIMIT) -> None:
+        self.limit = limit
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
+    def put(self, key: Any, value: Any = True) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        if len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class Planner:
     """The skip rules of a batch, in one place and one order."""
 
@@ -213,8 +246,8 @@ class Planner:
         self.provider = provider
         self.opts = opts
         self.sinks = sinks
-        self.seen_refs: set[str] = set()
-        self.seen_paths: dict[Path, str] = {}
+        self.seen_refs = Recent()
+        self.seen_paths = Recent()
         """Paths given out in this run, and to which ref."""
         self.fetches = 0
 
@@ -267,7 +300,7 @@ class Planner:
             claimed = self._claim(candidate, recording)
             if claimed is not None:
                 if isinstance(claimed, Path):
-                    self.seen_paths[claimed] = recording.ref
+                    self.seen_paths.put(claimed, recording.ref)
                 return claimed
         raise LocalIOError(
             f"no free file name for {recording.ref} near {base}",
@@ -278,7 +311,7 @@ class Planner:
         if recording.ref in self.seen_refs:
             # Overlapping listing windows may repeat a recording: never fetch it twice in one run.
             return Skip(SkipReason.DUPLICATE)
-        self.seen_refs.add(recording.ref)
+        self.seen_refs.put(recording.ref)
         if not recording.downloadable:
             detail = recording.skip_reason or f"not downloadable (status {recording.status})"
             return Skip(SkipReason.NOT_DOWNLOADABLE, detail)
