@@ -178,7 +178,7 @@ def _int(value: Any) -> int | None:
 def check_entry(path: Path, entry: dict[str, Any], line: int) -> Check:
     expected_bytes = _int(entry.get("bytes"))
     expected_sha = entry.get("sha256") if isinstance(entry.get("sha256"), str) else None
-    common = {
+    common: dict[str, Any] = {
         "path": str(path),
         "ref": entry.get("ref"),
         "provider": entry.get("provider"),
