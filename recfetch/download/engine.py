@@ -37,7 +37,7 @@ from recfetch.download.failures import (
     local_io_error,
     rejected_error,
 )
-from recfetch.download.partfile import PartFile, extra_algorithm, read_meta, write_meta
+from recfetch.download.partfile import Budget, PartFile, extra_algorithm, read_meta, write_meta
 from recfetch.download.receive import open_following, receive
 from recfetch.download.report import FileResult, NullReporter, Reporter
 from recfetch.download.transport import CONNECT_TIMEOUT, DEFAULT_READ_SIZE, make_client
@@ -63,6 +63,8 @@ MAX_REMINTS_WITHOUT_PROGRESS = 3
 MAX_RESTARTS = 3
 WRITE_TIMEOUT = 30.0
 POOL_TIMEOUT = 600.0
+BUFFER_BUDGET = 4 << 20
+"""Bytes received but not yet written and hashed, across every transfer of a Downloader."""
 
 
 class Downloader:
@@ -99,6 +101,7 @@ class Downloader:
         )
         self._own_client = client is None
         self.client = client or make_client(read_size=self.read_size, stop=stop)
+        self.budget = Budget(max(BUFFER_BUDGET, 2 * self.read_size))
         self._guard = threading.Lock()
         self._path_locks: dict[str, list[Any]] = {}
 
@@ -206,7 +209,7 @@ class _Job:
             ok = True
             return result
         except Stopped:
-            kept = self._settled_size() > 0
+            kept = self.part is not None and self.part.size > 0
             return self._failed(
                 InterruptedError_(
                     f"interrupted; {self.part_path.name} is kept and the next run resumes it"
@@ -221,7 +224,7 @@ class _Job:
             return self._failed(fail.error, fail.reason)
         finally:
             if self.part is not None:
-                if self._settled_size() == 0 and self.part.fd >= 0 and not self.part.committed:
+                if self.part.size == 0 and self.part.fd >= 0 and not self.part.committed:
                     # Nothing to resume: leave no empty .part behind (still locked here).
                     for leftover in (self.part_path, self.meta_path):
                         with suppress(OSError):
@@ -229,14 +232,6 @@ class _Job:
                 self.part.close()
             if started:
                 self.reporter.file_finished(self.key, ok)
-
-    def _settled_size(self) -> int:
-        """The .part size once any in-flight writes have landed (0 without a .part)."""
-        if self.part is None:
-            return 0
-        with suppress(OSError):
-            self.part.flush()
-        return self.part.size
 
     @property
     def _part(self) -> PartFile:
@@ -412,7 +407,10 @@ class _Job:
         try:
             private_dir(self.path.parent)
             self.part = PartFile(
-                self.part_path, self.engine.read_size, extra_algorithm(self.recording.checksum)
+                self.part_path,
+                self.engine.read_size,
+                extra_algorithm(self.recording.checksum),
+                self.engine.budget,
             )
         except BlockingIOError:
             raise Fail(

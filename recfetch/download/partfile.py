@@ -1,8 +1,10 @@
-"""The ``.part`` file: 0600, exclusively locked, written and hashed on helper threads.
+"""The ``.part`` file: 0600, exclusively locked, written as bytes arrive and hashed on a helper.
 
-Bytes received are queued to a writer thread, which hands each chunk on to a
-hashing thread, so receiving, writing and hashing overlap. The queues are
-bounded: a slow disk slows the download instead of buffering it in memory.
+The receiving thread writes each chunk itself (``os.write`` releases the GIL and
+a slow disk then slows the sender through TCP flow control); sha256 runs on one
+helper thread per transfer, so hashing overlaps with receiving and writing.
+The chunks queued for hashing are counted against a `Budget` shared by every
+transfer of a run, so memory stays bounded at any ``--jobs``.
 ``<final>.part.meta`` remembers the validator (ETag) and total of the object the
 bytes came from, never the URL (it is a credential).
 """
@@ -21,27 +23,56 @@ from pathlib import Path
 
 from recfetch.fsutil import fsync_dir
 
-__all__ = ["Hasher", "PartFile", "extra_algorithm", "read_meta", "write_meta"]
+__all__ = ["Budget", "Hasher", "PartFile", "extra_algorithm", "read_meta", "write_meta"]
 
 WRITEBACK_EVERY = 32 << 20
 """Start disk writeback after this many new bytes (0: leave it all to the final fsync)."""
 
-STAGE_QUEUE_CHUNKS = 2
-"""Chunks queued for the writing and for the hashing thread: bounds memory to a few reads."""
+HASH_QUEUE_CHUNKS = 2
+"""Chunks queued for the hashing thread of one transfer."""
+
+
+class Budget:
+    """Bytes received but not yet written and hashed, shared by every transfer of a run.
+
+    A transfer takes a chunk's size before queueing it and the pipeline gives it
+    back once the chunk is hashed (or dropped), so memory in flight stays under
+    ``limit`` at any ``--jobs``: a transfer that finds the budget spent waits,
+    and TCP flow control slows its sender.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._free = limit
+        self._cond = threading.Condition()
+
+    def take(self, n: int) -> None:
+        n = min(n, self.limit)
+        with self._cond:
+            while self._free < n:
+                self._cond.wait()
+            self._free -= n
+
+    def give(self, n: int) -> None:
+        with self._cond:
+            self._free += min(n, self.limit)
+            self._cond.notify_all()
 
 
 class PartFile:
     """One ``.part`` file and the running digests of its bytes.
 
-    ``flush`` waits for both helper threads and makes ``size`` exact again.
     Bytes already on disk from an earlier attempt or run are hashed only when
     needed (before the first new byte, or at completion).
     """
 
-    def __init__(self, path: Path, read_size: int, extra: str | None) -> None:
+    def __init__(
+        self, path: Path, read_size: int, extra: str | None, budget: Budget | None = None
+    ) -> None:
         self.path = path
         self.read_size = read_size
         self.extra = extra
+        self.budget = budget or Budget(4 * read_size)
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         self.fd = os.open(path, flags, 0o600)
         try:
@@ -49,67 +80,36 @@ class PartFile:
             # .part would interleave bytes; the lock makes that impossible.
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.fchmod(self.fd, 0o600)
-            self._size = os.fstat(self.fd).st_size
+            self.size = os.fstat(self.fd).st_size
             os.lseek(self.fd, 0, os.SEEK_END)
         except BaseException:
             os.close(self.fd)
             raise
-        self.hasher = Hasher(extra)
-        self.hashed = 0 if self._size == 0 else -1
+        self.hasher = Hasher(extra, self.budget)
+        self.hashed = 0 if self.size == 0 else -1
         """How many leading bytes the hasher has seen (-1: it must re-read the file)."""
         self.committed = False
-        self._writer: _Stage | None = None
-        self._on_disk = self._size
-        self._advised = self._size
+        self._advised = self.size
 
-    @property
-    def size(self) -> int:
-        """Bytes in the file; only known between writes, so `flush` first."""
-        if self._writer is not None:
-            raise RuntimeError("the .part size is unknown while writes are in flight")
-        return self._size
-
-    def write(self, data: bytes, on_error: Callable[[OSError], None]) -> None:
-        """Queue ``data`` for writing; a failed earlier write is reported via ``on_error``."""
-        if self._writer is None:
-            if self.hashed != self.size:
-                try:
-                    self._rehash()
-                except OSError as exc:
-                    on_error(exc)
-            self._on_disk = self._size
-            self._writer = _Stage("recfetch-write", self._write_now)
-        elif self._writer.error is not None:
-            error = self.flush()
-            if error is not None:
-                on_error(error)
-        self._writer.put(data)
-
-    def flush(self) -> OSError | None:
-        """Wait until every queued byte is on disk (or failed); returns the write error."""
-        if self._writer is None:
-            return None
-        error = self._writer.close()
-        self._writer = None
-        self._size = self._on_disk
-        if error is None:
-            self.hashed = self._size
-            return None
-        self.hashed = -1
-        if not isinstance(error, OSError):
-            raise error
-        return error
-
-    def _write_now(self, data: bytes) -> None:  # on the writer thread
+    def write(self, data: bytes) -> None:
+        """Append ``data`` and queue it for hashing; raises OSError (the bytes that made it
+        to disk are kept and counted)."""
+        if self.hashed != self.size:
+            self._rehash()
         view = memoryview(data)
         done = 0
         try:
             while done < len(data):
                 done += os.write(self.fd, view[done:])
-        finally:
-            self._on_disk += done
+        except OSError:
+            self.size += done
+            self.hashed = -1
+            raise
+        self.size += done
+        self.budget.take(len(data))
         self.hasher.update(data)
-        if WRITEBACK_EVERY and self._on_disk - self._advised >= WRITEBACK_EVERY:
+        self.hashed = self.size
+        if WRITEBACK_EVERY and self.size - self._advised >= WRITEBACK_EVERY:
             self._start_writeback()
 
     def _start_writeback(self) -> None:
@@ -120,25 +120,21 @@ class PartFile:
         download also does not flush the page cache. Advice only: failures are
         ignored.
         """
-        self._advised = self._on_disk
+        self._advised = self.size
         with suppress(OSError, AttributeError):
-            os.posix_fadvise(self.fd, 0, self._on_disk, os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(self.fd, 0, self.size, os.POSIX_FADV_DONTNEED)
 
     def truncate(self) -> None:
         """Drop every byte: the next one written is byte 0 of the recording."""
-        self.flush()
         os.ftruncate(self.fd, 0)
         os.lseek(self.fd, 0, os.SEEK_SET)
-        self._size = self._on_disk = 0
+        self.size = 0
         self.hasher.close()
-        self.hasher = Hasher(self.extra)
+        self.hasher = Hasher(self.extra, self.budget)
         self.hashed = 0
 
     def digests(self) -> dict[str, str]:
         """``{algorithm: hexdigest}`` of the whole file (sha256 always)."""
-        error = self.flush()
-        if error is not None:
-            raise error
         if self.hashed != self.size:
             self._rehash()
         return self.hasher.finish()
@@ -152,8 +148,6 @@ class PartFile:
         fsync_dir(final.parent)
 
     def close(self) -> None:
-        with suppress(OSError):
-            self.flush()
         self.hasher.close()
         if self.fd >= 0:
             with suppress(OSError):
@@ -161,16 +155,17 @@ class PartFile:
             self.fd = -1
 
     def _rehash(self) -> None:
+        """Hash the bytes already on disk (a resumed .part), here and now."""
         self.hasher.close()
-        self.hasher = Hasher(self.extra)
+        self.hasher = Hasher(self.extra, self.budget)
         position = 0
-        while position < self._size:
-            chunk = os.pread(self.fd, min(self.read_size, self._size - position), position)
+        while position < self.size:
+            chunk = os.pread(self.fd, min(self.read_size, self.size - position), position)
             if not chunk:
                 break
-            self.hasher.update(chunk)
+            self.hasher.absorb(chunk)
             position += len(chunk)
-        self._size = position
+        self.size = position
         os.lseek(self.fd, position, os.SEEK_SET)
         self.hashed = position
 
@@ -178,15 +173,18 @@ class PartFile:
 class _Stage:
     """One helper thread applying ``work`` to queued chunks in order.
 
-    The queue is bounded, so a slow disk or hash slows the download instead of
+    The queue is bounded, so a slow hash slows the download instead of
     buffering it in memory. The first exception stops the work (later chunks
     are drained and dropped) and is returned by ``close``.
     """
 
-    def __init__(self, name: str, work: Callable[[bytes], None]) -> None:
+    def __init__(
+        self, name: str, work: Callable[[bytes], None], drop: Callable[[bytes], None]
+    ) -> None:
         self._name = name
         self._work = work
-        self._queue: queue.Queue[bytes | None] = queue.Queue(STAGE_QUEUE_CHUNKS)
+        self._drop = drop
+        self._queue: queue.Queue[bytes | None] = queue.Queue(HASH_QUEUE_CHUNKS)
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
@@ -205,11 +203,14 @@ class _Stage:
 
     def _run(self) -> None:
         while (data := self._queue.get()) is not None:
-            if self.error is None:
-                try:
-                    self._work(data)
-                except BaseException as exc:  # handed to the fetch by close()
-                    self.error = exc
+            if self.error is not None:
+                self._drop(data)
+                continue
+            try:
+                self._work(data)
+            except BaseException as exc:  # handed to the fetch by close()
+                self.error = exc
+                self._drop(data)
 
 
 class Hasher:
@@ -220,14 +221,21 @@ class Hasher:
     much CPU as the whole loopback transfer.
     """
 
-    def __init__(self, extra: str | None) -> None:
+    def __init__(self, extra: str | None, budget: Budget) -> None:
         self.hashes = {"sha256": hashlib.sha256()}
         if extra and extra != "sha256":
             self.hashes[extra] = hashlib.new(extra)
-        self._stage = _Stage("recfetch-hash", self._update_now)
+        self.budget = budget
+        self._stage = _Stage("recfetch-hash", self._update_now, self._drop)
 
     def update(self, data: bytes) -> None:
+        """Hash ``data`` on the helper thread; its budget is given back once hashed."""
         self._stage.put(data)
+
+    def absorb(self, data: bytes) -> None:
+        """Hash ``data`` now, on this thread (nothing queued, no budget)."""
+        for h in self.hashes.values():
+            h.update(data)
 
     def finish(self) -> dict[str, str]:
         error = self._stage.close()
@@ -239,8 +247,11 @@ class Hasher:
         self._stage.close()
 
     def _update_now(self, data: bytes) -> None:
-        for h in self.hashes.values():
-            h.update(data)
+        self.absorb(data)  # if this raises, the stage drops the chunk (and gives it back)
+        self.budget.give(len(data))
+
+    def _drop(self, data: bytes) -> None:
+        self.budget.give(len(data))
 
 
 def extra_algorithm(checksum: str | None) -> str | None:

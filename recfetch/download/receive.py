@@ -247,27 +247,23 @@ def _accept_whole(
 
 
 def _write_body(job: _Job, chunks: Iterable[bytes]) -> int:
-    """Stream ``chunks`` into the .part; returns its size once every byte is on disk."""
+    """Stream ``chunks`` into the .part; returns its size.
+
+    Whatever stops the body, the bytes already received are on disk: the next
+    attempt resumes after them. A full disk is reported at once (retrying
+    would not help).
+    """
     part = job.part
     assert part is not None
     stop = job.stop
-    try:
-        for chunk in chunks:
-            if stop is not None and stop.is_set():
-                raise Stopped
-            part.write(chunk, job.write_failed)
-            job.reporter.file_advance(job.key, len(chunk))
-    except BaseException:
-        # Whatever stopped the body, the bytes already received go to disk
-        # first: the next attempt resumes after them. A full disk wins over
-        # a network error (retrying would not help).
-        error = part.flush()
-        if error is not None:
-            job.write_failed(error)
-        raise
-    error = part.flush()
-    if error is not None:
-        job.write_failed(error)
+    for chunk in chunks:
+        if stop is not None and stop.is_set():
+            raise Stopped
+        try:
+            part.write(chunk)
+        except OSError as exc:
+            job.write_failed(exc)
+        job.reporter.file_advance(job.key, len(chunk))
     return part.size
 
 

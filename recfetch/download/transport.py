@@ -25,12 +25,21 @@ import httpcore
 import httpx
 
 from recfetch.providers._http import USER_AGENT
+from recfetch.tls import shared_ssl_context
 
-__all__ = ["DEFAULT_READ_SIZE", "StorageTransport", "make_client", "shared_ssl_context"]
+__all__ = ["DEFAULT_READ_SIZE", "StorageTransport", "make_client"]
 
 DEFAULT_READ_SIZE = 1 << 20
-"""Socket read size. httpcore reads 64 KiB at a time; 1 MiB reads make a 1 GiB
+"""Largest socket read. httpcore reads 64 KiB at a time; 1 MiB reads make a 1 GiB
 loopback download about twice as fast (bench/download_vs_curl.py)."""
+
+READ_BUDGET = 1 << 20
+"""Socket reads of all open connections together: each read is
+``READ_BUDGET / open connections`` (64 KiB to ``read_size``), so one big file
+reads 1 MiB at a time and 32 parallel transfers 64 KiB, and memory does not
+grow with --jobs (bench/download_batch.py)."""
+
+MIN_READ_SIZE = 64 << 10
 
 CONNECT_TIMEOUT = 15.0
 STOP_POLL = 0.25
@@ -53,22 +62,6 @@ _EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (httpcore.LocalProtocolError, httpx.LocalProtocolError),
     (httpcore.ProtocolError, httpx.ProtocolError),
 )
-
-_ssl_lock = threading.Lock()
-_ssl_context: ssl.SSLContext | None = None
-
-
-def shared_ssl_context() -> ssl.SSLContext:
-    """One verifying SSL context for the whole process (building one costs ~17 ms).
-
-    Honours SSL_CERT_FILE / SSL_CERT_DIR as httpx does.
-    """
-    global _ssl_context
-    with _ssl_lock:
-        if _ssl_context is None:
-            _ssl_context = httpx.create_ssl_context()
-        return _ssl_context
-
 
 def make_client(
     *,
@@ -164,13 +157,13 @@ def _mapped_errors(request: httpx.Request) -> Iterator[None]:
 class _TunedStream(httpcore.NetworkStream):
     """A socket stream that reads in large gulps and wakes up when the run is stopped."""
 
-    def __init__(
-        self, inner: httpcore.NetworkStream, read_size: int, stop: threading.Event | None
-    ) -> None:
+    def __init__(self, inner: httpcore.NetworkStream, backend: _TunedBackend) -> None:
         self._inner = inner
-        self._read_size = read_size
-        self._stop = stop
+        self._backend = backend
+        self._stop = backend.stop
         self._eof = False
+        self._closed = False
+        backend.opened()
         self._poll: Any = None
         sock = inner.get_extra_info("socket")
         if sock is not None and hasattr(select, "poll"):
@@ -182,7 +175,7 @@ class _TunedStream(httpcore.NetworkStream):
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         if self._eof:
             return b""
-        want = max(max_bytes, self._read_size)
+        want = max(max_bytes, self._backend.read_size_now())
         data = self._read_patiently(want, timeout)
         if not data:
             self._eof = True
@@ -240,6 +233,9 @@ class _TunedStream(httpcore.NetworkStream):
         self._inner.write(buffer, timeout)
 
     def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._backend.closed()
         self._inner.close()
 
     def start_tls(
@@ -249,7 +245,10 @@ class _TunedStream(httpcore.NetworkStream):
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
         inner = self._inner.start_tls(ssl_context, server_hostname, timeout)
-        return _TunedStream(inner, self._read_size, self._stop)
+        if not self._closed:  # the TLS stream replaces this one on the same connection
+            self._closed = True
+            self._backend.closed()
+        return _TunedStream(inner, self._backend)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
@@ -262,6 +261,21 @@ class _TunedBackend(httpcore.NetworkBackend):
         self.inner = inner
         self.read_size = read_size
         self.stop = stop
+        self._open = 0
+        self._lock = threading.Lock()
+
+    def opened(self) -> None:
+        with self._lock:
+            self._open += 1
+
+    def closed(self) -> None:
+        with self._lock:
+            self._open = max(0, self._open - 1)
+
+    def read_size_now(self) -> int:
+        """This moment's read size: the read budget shared by the open connections."""
+        share = READ_BUDGET // max(1, self._open)
+        return max(MIN_READ_SIZE, min(self.read_size, share))
 
     def connect_tcp(
         self,
@@ -272,7 +286,7 @@ class _TunedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         stream = self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _TunedStream(stream, self.read_size, self.stop)
+        return _TunedStream(stream, self)
 
     def connect_unix_socket(
         self,
@@ -281,7 +295,7 @@ class _TunedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         stream = self.inner.connect_unix_socket(path, timeout, socket_options)
-        return _TunedStream(stream, self.read_size, self.stop)
+        return _TunedStream(stream, self)
 
     def sleep(self, seconds: float) -> None:
         self.inner.sleep(seconds)

@@ -25,6 +25,7 @@ from recfetch.errors import (
     TransferError,
 )
 from recfetch.redact import redact_url
+from recfetch.tls import shared_ssl_context
 
 log = logging.getLogger("recfetch.api")
 
@@ -78,7 +79,10 @@ class ApiClient:
         self.stop = stop
         self._own_client = client is None
         self.http = client or httpx.Client(
-            timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, follow_redirects=False
+            timeout=TIMEOUT,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            verify=shared_ssl_context(),  # one CA bundle load per process, not per client
         )
 
     def url(self, path: str) -> str:
