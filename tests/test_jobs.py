@@ -115,3 +115,38 @@ def test_the_in_run_duplicate_memory_is_bounded() -> None:
     assert "r7" in seen and "r8" not in seen
     planner = Planner(None, PullOptions(), None)  # type: ignore[arg-type]
     assert planner.seen_refs.limit == planner.seen_paths.limit == SEEN_LIMIT
+
+
+def test_transfers_start_while_the_listing_is_still_streaming(bird: Provider, tmp_path: Path) -> None:
+    """The batch does not wait for the last page: a file finishes while the listing is held open."""
+    import contextlib
+    import threading
+
+    from recfetch.download import NullReporter
+
+    finished = threading.Event()
+
+    class Watch(NullReporter):
+        def file_finished(self, key: str, ok: bool) -> None:
+            finished.set()
+
+    listing = bird.iter_recordings
+    held: list[bool] = []
+
+    def held_open(query: Any) -> Any:
+        records = iter(listing(query))
+        for record in records:
+            yield record
+            if record.downloadable:
+                break
+        held.append(finished.wait(30))  # the rest of the listing only after a transfer finished
+        yield from records
+
+    bird.iter_recordings = held_open  # type: ignore[method-assign]
+    events: list[dict[str, Any]] = []
+    ctx = JobContext(on_event=events.append, progress=lambda: contextlib.nullcontext(Watch()))
+    job = PullJob(ctx, state_dir=tmp_path / "state")
+    opts = PullOptions(output_dir=tmp_path / "out", jobs=2)
+    result = job.run(bird, opts, job.sinks(bird, opts))
+    assert held == [True]
+    assert result.exit_code == ExitCode.OK and len([e for e in events if e["outcome"] == "downloaded"]) > 1
