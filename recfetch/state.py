@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from recfetch.errors import ConfigError, LockedError
+from recfetch.errors import ConfigError, LocalIOError, LockedError
 from recfetch.fsutil import private_dir, utc_stamp, write_private
 
 if TYPE_CHECKING:
@@ -159,13 +159,13 @@ class Archive:
             )
             self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             self._db.execute("PRAGMA journal_mode = WAL")
-            # NORMAL in WAL mode: a crash never corrupts, at worst the last commits are lost
-            # after a power cut — and then the final file's size check skips it anyway.
+            # NORMAL in WAL mode: a crash (kill -9) loses nothing and never corrupts; only a
+            # power cut can lose the last commits (then a file may be downloaded again).
             self._db.execute("PRAGMA synchronous = NORMAL")
             with self._tx():
                 for statement in _SCHEMA:
                     self._db.execute(statement)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, LocalIOError) as exc:
             raise ConfigError(
                 f"cannot open the archive {path}: {_reason(exc)}",
                 hint="pass another file with --archive, or --no-archive",
@@ -174,13 +174,24 @@ class Archive:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction; a failed write (full disk, locked for too long) is a LocalIOError."""
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            raise LocalIOError(
+                f"cannot write the archive {self.path}: {exc}",
+                hint="free space on its disk (or pass another --archive), then run again",
+            ) from None
 
     def get(self, provider: str, profile: str, ref: str) -> ArchiveEntry | None:
         with self._lock:

@@ -225,3 +225,39 @@ def test_one_malformed_piped_line_fails_alone_and_the_good_refs_download(
     bad = by_ref["stdin line 2"]
     assert bad["outcome"] == "failed" and "line 2" in bad["error"]["message"]
     assert next(e for e in res.jsonl() if e.get("type") == "summary")["exit_code"] == 3
+
+
+def _file_size_limit(limit: int) -> Any:
+    import resource
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_an_archive_that_cannot_be_written_stops_the_run_with_exit_10_and_stays_consistent(
+    sandbox_profile: Sandbox, tmp_path: Path
+) -> None:
+    """The kernel refuses to grow the archive's WAL: one message naming the archive, then a clean run."""
+    bird = sandbox_profile["bird"]
+    for _ in range(60):
+        bird.add_recording(size=2_000)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "recfetch", "bird", "pull", "-o", str(out), "-j", "2"]
+    limited = subprocess.run(
+        cmd, env=_env(), capture_output=True, text=True, timeout=120, preexec_fn=_file_size_limit(240_000)
+    )
+    assert limited.returncode == 10, limited.stderr
+    errors = [line for line in limited.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "archive" in errors[0] and "Traceback" not in limited.stderr, limited.stderr
+
+    clean = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stderr
+    rows = archive_rows()
+    assert set(rows) == set(bird.ids(status="available"))
+    media = {p for p in out.rglob("*") if p.is_file() and not p.name.endswith((".part", ".part.meta"))}
+    assert media == {Path(path) for path, _ in rows.values()}
+    for ref, (path, digest) in rows.items():
+        assert Path(path).read_bytes() == bird.content(ref) and sha(Path(path)) == digest

@@ -386,11 +386,14 @@ class BatchRunner:
     # -- per file, in a worker thread ------------------------------------------------
 
     def _fetch(self, recording: Recording, path: Path) -> Outcome:
-        self.sinks.intend(recording, path)
-        res = self.downloader.fetch(recording, path, lambda: self.provider.mint(recording))
-        if res.outcome != "downloaded":
-            self.sinks.abandon(recording)
-            return res, None
+        try:
+            self.sinks.intend(recording, path)
+            res = self.downloader.fetch(recording, path, lambda: self.provider.mint(recording))
+            if res.outcome != "downloaded":
+                self.sinks.abandon(recording)
+                return res, None
+        except RecfetchError as exc:  # the journal could not be written (e.g. a full disk)
+            return FileResult(recording.ref, "failed", exc.code.lower(), None, 0, None, exc), None
         return self.sinks.commit(recording, _typed_path(recording, res))
 
     def _archived(self, recording: Recording, skip: Skip) -> Outcome:
