@@ -107,3 +107,47 @@ print(len(calls))
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "1"
+
+
+# ---------------------------------------------------------------------------
+# proxies: honoured for storage hosts, never for loopback
+
+
+@pytest.mark.parametrize(
+    ("url", "env", "proxy"),
+    [
+        ("https://bucket.s3.example/k", {"HTTPS_PROXY": "http://proxy:3128"}, "http://proxy:3128"),
+        ("http://bucket.s3.example/k", {"http_proxy": "http://p:1"}, "http://p:1"),
+        ("https://bucket.s3.example/k", {"http_proxy": "http://p:1"}, None),
+        ("https://bucket.s3.example/k", {"ALL_PROXY": "http://p:1"}, "http://p:1"),
+        ("https://bucket.s3.example/k", {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "s3.example"},
+         None),
+        ("http://127.0.0.1:9000/k", {"HTTP_PROXY": "http://p:1"}, None),
+        ("http://[::1]:9000/k", {"HTTP_PROXY": "http://p:1"}, None),
+        ("http://localhost:9000/k", {"HTTP_PROXY": "http://p:1"}, None),
+        ("https://bucket.s3.example/k", {}, None),
+    ],
+)
+def test_which_storage_requests_go_through_a_proxy(
+    url: str, env: dict[str, str], proxy: str | None
+) -> None:
+    import httpx
+
+    from recfetch.download.transport import proxy_for
+
+    assert proxy_for(httpx.URL(url), env) == proxy
+
+
+def test_loopback_storage_is_reached_directly_even_with_a_proxy_set(
+    storage: Storage,
+    downloaders: Callable[..., Downloader],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    storage.put("p.mp3", size=100_000)
+    result = downloaders().fetch(recording("p", 100_000), tmp_path / "p.mp3", Minter(storage, "p.mp3"))
+    assert_complete(result, tmp_path / "p.mp3", storage, "p.mp3")

@@ -12,6 +12,7 @@ when the run is stopped instead of sitting out a whole stall timeout in recv().
 
 from __future__ import annotations
 
+import ipaddress
 import select
 import ssl
 import threading
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
+from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import httpcore
 import httpx
@@ -27,7 +29,7 @@ import httpx
 from recfetch.providers._http import USER_AGENT
 from recfetch.tls import shared_ssl_context
 
-__all__ = ["DEFAULT_READ_SIZE", "StorageTransport", "make_client"]
+__all__ = ["DEFAULT_READ_SIZE", "StorageTransport", "make_client", "proxy_for"]
 
 DEFAULT_READ_SIZE = 1 << 20
 """Largest socket read. httpcore reads 64 KiB at a time; 1 MiB reads make a 1 GiB
@@ -89,17 +91,61 @@ def make_client(
         follow_redirects=False,
         timeout=httpx.Timeout(60.0, connect=CONNECT_TIMEOUT),
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-        transport=StorageTransport(pool),
+        transport=StorageTransport(pool, max_connections=max_connections),
     )
 
 
-class StorageTransport(httpx.BaseTransport):
-    """httpx's side of an httpcore pool: requests in, streamed responses out."""
+def proxy_for(url: httpx.URL, environ: dict[str, str] | None = None) -> str | None:
+    """The proxy a storage request goes through (``http_proxy``/``https_proxy``/``all_proxy``
+    from the environment, minus ``no_proxy``), or None for a direct connection.
 
-    def __init__(self, pool: httpcore.ConnectionPool) -> None:
+    Loopback hosts are always direct: a local server never goes through a proxy.
+    """
+    host = url.host
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        if host == "localhost" or host.endswith(".localhost"):
+            return None
+    proxies = getproxies_environment() if environ is None else {
+        k.lower().removesuffix("_proxy"): v
+        for k, v in environ.items()
+        if k.lower().endswith("_proxy") and v
+    }
+    if proxy_bypass_environment(host, proxies):
+        return None
+    return proxies.get(url.scheme) or proxies.get("all")
+
+
+class StorageTransport(httpx.BaseTransport):
+    """httpx's side of an httpcore pool: requests in, streamed responses out.
+
+    A request for a host behind a proxy (`proxy_for`) goes through httpx's own
+    proxy transport instead (plain reads; the proxy is the slow part anyway).
+    """
+
+    def __init__(self, pool: httpcore.ConnectionPool, *, max_connections: int = 64) -> None:
         self.pool = pool
+        self._max_connections = max_connections
+        self._proxied: dict[str, httpx.HTTPTransport] = {}
+        self._lock = threading.Lock()
+
+    def _through(self, proxy: str) -> httpx.HTTPTransport:
+        with self._lock:
+            transport = self._proxied.get(proxy)
+            if transport is None:
+                limits = httpx.Limits(max_connections=self._max_connections)
+                transport = httpx.HTTPTransport(
+                    proxy=proxy, verify=shared_ssl_context(), limits=limits
+                )
+                self._proxied[proxy] = transport
+            return transport
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        proxy = proxy_for(request.url)
+        if proxy is not None:
+            return self._through(proxy).handle_request(request)
         assert isinstance(request.stream, httpx.SyncByteStream)
         core_request = httpcore.Request(
             method=request.method,
@@ -125,6 +171,9 @@ class StorageTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.pool.close()
+        with self._lock:
+            for transport in self._proxied.values():
+                transport.close()
 
 
 class _Body(httpx.SyncByteStream):
