@@ -261,42 +261,21 @@ def split_dotted(name: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def has_comments(path: Path) -> bool:
-    """True when the file has `#` comments, which a rewrite (tomli-w) drops."""
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return any(line.lstrip().startswith("#") for line in text.splitlines())
-
-
 def set_value(path: Path, profile: str, provider: str, key: str, value: str | None) -> bool:
-    """Set (or with None, remove) one key of the profile's provider table and save.
+    """Set (or with None, remove) one key of the profile's provider table, keeping comments.
 
     Returns False when unsetting a key that was not set (nothing is written then).
     """
-    data = load(path)
-    profiles = data.setdefault("profiles", {})
-    if value is None:
-        table = profiles.get(profile, {}).get(provider, {})
-        if key not in table:
-            return False
-        table.pop(key)
-        if not table:
-            profiles[profile].pop(provider, None)
-        if not profiles[profile]:
-            profiles.pop(profile, None)
-    else:
-        profiles.setdefault(profile, {}).setdefault(provider, {})[key] = value
-    save(path, data)
-    return True
+    from recfetch.config_edit import edit_table
+
+    return edit_table(path, profile, provider, {key: value})
 
 
 def update_profile(path: Path, profile: str, provider: str, values: Mapping[str, str]) -> None:
-    data = load(path)
-    table = data.setdefault("profiles", {}).setdefault(profile, {}).setdefault(provider, {})
-    table.update(values)
-    save(path, data)
+    """Save login's settings into the profile's provider table, keeping the rest of the file."""
+    from recfetch.config_edit import edit_table
+
+    edit_table(path, profile, provider, dict(values))
 
 
 def warn_stderr(message: str) -> None:

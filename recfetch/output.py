@@ -10,24 +10,18 @@ import csv
 import io
 import json
 import os
+import stat
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
-from recfetch.errors import RecfetchError
+from recfetch import output_table
+from recfetch.errors import RUN_LEVEL, RecfetchError
 from recfetch.providers.base import RECORD_FIELDS
 from recfetch.redact import scrub
 
@@ -75,10 +69,20 @@ class Ui:
         )
         self.json_errors = False
         """--json/--jsonl mode: errors, warnings and notes on stderr are JSON objects too."""
-        # Progress needs a real terminal on stderr: `--color always` forces colour, never bars.
-        self.show_progress = progress and not quiet and _isatty(self.stderr)
-        self.live = False
-        """True while a progress display owns the terminal."""
+        # Progress needs a real terminal on stderr (`--color always` forces colour, never bars),
+        # and a stdout that cannot print on that terminal behind the display's back: a pipe's
+        # reader (`| tee`, `| jq`) writes to the same screen whenever it likes, and a redraw
+        # would erase its lines. A file or the terminal itself is fine.
+        self.show_progress = progress and not quiet and _isatty(self.stderr) and not _is_pipe(self.stdout)
+        self.display: Any = None
+        """The progress display while it owns the terminal: every stderr line goes through it."""
+
+    def note(self, text: str, style: str | None = None) -> None:
+        """A human line on stderr (above the progress display while one is shown)."""
+        if self.display is not None:
+            self.display.print(text, style)
+        else:
+            self.err.print(text, style=style, markup=False)
 
     # -- messages on stderr ---------------------------------------------
     def _json_note(self, kind: str, message: str) -> None:
@@ -91,7 +95,7 @@ class Ui:
         if self.json_errors:
             self._json_note("info", message)
             return
-        self.err.print(scrub(message), markup=False)
+        self.note(scrub(message))
 
     def warn(self, message: str) -> None:
         if self.quiet:  # --quiet: "no progress, only errors" (SPEC §1)
@@ -99,11 +103,11 @@ class Ui:
         if self.json_errors:
             self._json_note("warning", message.removeprefix("warning: "))
             return
-        self.err.print(scrub(message), style="yellow", markup=False)
+        self.note(scrub(message), "yellow")
 
     def debug(self, message: str) -> None:
         if self.verbose:
-            self.err.print(scrub(message), style="dim", markup=False)
+            self.note(scrub(message), "dim")
 
     def error(self, exc: RecfetchError) -> None:
         if self.json_errors:
@@ -112,14 +116,14 @@ class Ui:
             self.stderr.write(json.dumps(payload) + "\n")
             self.stderr.flush()
             return
-        self.err.print(f"error: {scrub(exc.one_line())}", style="red", markup=False)
+        self.note(f"error: {scrub(exc.one_line())}", "red")
 
     # -- data on stdout ----------------------------------------------------
     def line(self, text: str) -> None:
-        if self.live and self._stdout_is_terminal():
-            # Both streams are the same screen: go through the live display, which
-            # prints above its bars; a raw write would tear them apart.
-            self.err.print(text, markup=False, highlight=False, soft_wrap=True)
+        if self.display is not None and self._stdout_is_terminal():
+            # Both streams are the same screen: go through the display, which prints
+            # above its bars under its lock; a raw write would tear them apart.
+            self.display.print(text)
             return
         self.stdout.write(text + "\n")
         self.stdout.flush()
@@ -129,6 +133,14 @@ class Ui:
             return self.stdout.isatty()
         except (AttributeError, ValueError):
             return False
+
+
+def _is_pipe(stream: TextIO) -> bool:
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, ValueError, OSError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -152,7 +164,6 @@ def write_records(
     fmt: str,
     *,
     columns: tuple[str, ...] = TABLE_COLUMNS,
-    title: str | None = None,
 ) -> int:
     """Write records in ``fmt``; jsonl and csv stream as records arrive. Returns the count."""
     count = 0
@@ -189,16 +200,9 @@ def write_records(
         out.write("\n]}\n" if count else "]}\n")
         out.flush()
         return count
-    table = Table(title=title, show_lines=False, header_style="bold")
-    for column in columns:
-        # A ref must survive copy and paste from the table: never wrap it.
-        table.add_column(column, overflow="fold", no_wrap=column == "ref")
-    for record in records:
-        table.add_row(*(_cell(record.get(c)) for c in columns))
-        count += 1
-    if count:
-        ui.out.print(table)
-    elif not ui.quiet:
+    width = ui.out.width if ui._stdout_is_terminal() else None
+    count = output_table.stream(out, records, columns, width=width)
+    if not count and not ui.quiet:
         ui.err.print("no recordings matched", markup=False)
     return count
 
@@ -211,29 +215,23 @@ def write_one(ui: Ui, record: Mapping[str, Any], fmt: str) -> None:
     if fmt == "csv":
         write_records(ui, [record], "csv")
         return
+    fields = [(key, output_table.cell(value)) for key, value in record.items() if key != "raw"]
+    if not ui._stdout_is_terminal():
+        for key, value in fields:
+            ui.stdout.write(f"{key}\t{value}\n")
+        ui.stdout.flush()
+        return
     table = Table(show_header=False, box=None)
-    table.add_column("field", style="bold")
+    table.add_column("field", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold")
-    for key, value in record.items():
-        if key == "raw":
-            continue
-        table.add_row(key, _cell(value))
+    for key, value in fields:
+        table.add_row(key, value)
     ui.out.print(table)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
 def _csv_cell(value: Any) -> Any:
+    if isinstance(value, bool):  # as in the JSON record, not Python's True/False
+        return "true" if value else "false"
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     if value is None:
@@ -246,6 +244,8 @@ def _csv_cell(value: Any) -> Any:
 
 
 ROUTINE_SKIPS = frozenset({"in archive", "already present", "duplicate in this run"})
+RUN_LEVEL_CODES = frozenset(cls.code for cls in RUN_LEVEL)
+"""A file failing with one of these stops the run: its error is printed once, as the run's."""
 
 
 class EventWriter:
@@ -280,17 +280,15 @@ class EventWriter:
             routine = event.get("reason") in ROUTINE_SKIPS
             if self.ui.verbose or (not routine and not self.ui.quiet):
                 where = f"  {event['path']}" if event.get("path") else ""
-                self.ui.err.print(
-                    f"skipped     {event['ref']}{where}  ({event.get('reason') or 'skipped'})",
-                    markup=False,
-                    style="dim",
+                self.ui.note(
+                    f"skipped     {event['ref']}{where}  ({event.get('reason') or 'skipped'})", "dim"
                 )
         else:
             err = event.get("error") or {}
-            self.ui.err.print(
-                f"failed      {event['ref']}: {scrub(str(err.get('message') or event.get('reason')))}",
-                markup=False,
-                style="red",
+            if err.get("code") in RUN_LEVEL_CODES:
+                return  # the run stops on it; it is reported once, as the run's error
+            self.ui.note(
+                f"failed      {event['ref']}: {scrub(str(err.get('message') or event.get('reason')))}", "red"
             )
 
     def summary(self, summary: dict[str, Any], failures: list[dict[str, Any]]) -> None:
@@ -348,7 +346,7 @@ def human_bytes(n: int | None) -> str:
 
 
 class NullProgress:
-    """The do-nothing twin of RichProgress (not a terminal, --quiet, --no-progress)."""
+    """The do-nothing twin of the progress display (not a terminal, --quiet, --no-progress)."""
 
     def __enter__(self) -> NullProgress:
         return self
@@ -356,7 +354,7 @@ class NullProgress:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def set_total_files(self, n: int | None) -> None:
+    def file_planned(self, ref: str, size: int | None) -> None:
         pass
 
     def file_started(self, key: str, name: str, total: int | None, completed: int) -> None:
@@ -372,75 +370,17 @@ class NullProgress:
         pass
 
 
-class RichProgress(NullProgress):
-    """One display for a batch: a bar per file in flight plus an overall line."""
+@contextmanager
+def progress_for(ui: Ui) -> Iterator[Any]:
+    """The batch's progress display (or its null twin); stderr lines go through it meanwhile."""
+    if not ui.show_progress:
+        yield NullProgress()
+        return
+    from recfetch.output_progress import ProgressDisplay
 
-    def __init__(self, ui: Ui) -> None:
-        self._ui = ui
-        self._progress = Progress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=ui.err,
-            transient=False,
-        )
-        self._lock = threading.Lock()
-        self._tasks: dict[str, TaskID] = {}
-        self._overall: TaskID | None = None
-        self._done = 0
-        self._files: int | None = None
-
-    def __enter__(self) -> RichProgress:
-        self._ui.live = True
-        self._progress.start()
-        self._overall = self._progress.add_task(self._label(), total=None)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-        self._ui.live = False
-
-    def _label(self) -> str:
-        if self._files is None:  # a listing streams: the number of files is not known yet
-            return f"total: {self._done} file{'s' if self._done != 1 else ''} done"
-        return f"total: {self._done}/{self._files} files"
-
-    def set_total_files(self, n: int | None) -> None:
-        with self._lock:
-            self._files = n
-            if self._overall is not None:
-                self._progress.update(self._overall, description=self._label())
-
-    def file_started(self, key: str, name: str, total: int | None, completed: int) -> None:
-        with self._lock:
-            short = name if len(name) <= 40 else "…" + name[-39:]
-            self._tasks[key] = self._progress.add_task(short, total=total, completed=completed)
-            if self._overall is not None:
-                self._progress.advance(self._overall, completed)
-
-    def file_advance(self, key: str, n: int) -> None:
-        task = self._tasks.get(key)
-        if task is not None:
-            self._progress.advance(task, n)
-            if self._overall is not None:
-                self._progress.advance(self._overall, n)
-
-    def file_reset(self, key: str, completed: int, total: int | None) -> None:
-        task = self._tasks.get(key)
-        if task is not None:
-            self._progress.update(task, completed=completed, total=total)
-
-    def file_finished(self, key: str, ok: bool) -> None:
-        with self._lock:
-            task = self._tasks.pop(key, None)
-            if task is not None:
-                self._progress.remove_task(task)
-            self._done += 1
-            if self._overall is not None:
-                self._progress.update(self._overall, description=self._label())
-
-
-def progress_for(ui: Ui) -> NullProgress:
-    return RichProgress(ui) if ui.show_progress else NullProgress()
+    with ProgressDisplay(ui.err) as display:
+        ui.display = display
+        try:
+            yield display
+        finally:
+            ui.display = None

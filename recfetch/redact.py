@@ -23,7 +23,9 @@ SENSITIVE_HEADERS = frozenset(
 )
 
 # The optional marker keeps scrubbing idempotent: an already redacted URL stays as it is.
-_URL_RE = re.compile(r"https?://[^\s\"'<>]+(?:<redacted>)?")
+_URL_RE = re.compile(r"https?://[^\s\"'<>`]+(?:<redacted>)?")
+_TRAILING = ").,;:]}"
+"""Punctuation that ends a sentence or a bracket after a URL (`(see http://h:8000)`), not part of it."""
 
 
 def register_secret(value: str | None) -> None:
@@ -47,20 +49,30 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "<url>"
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # not a number (a typo in base_url): keep what was written, minus userinfo
+        host, port = parts.netloc.rpartition("@")[2], None
+    if port:
+        host = f"{host}:{port}"
     suffix = "?<redacted>" if parts.query else ""
     return urlunsplit((parts.scheme, host, parts.path, "", "")) + suffix
 
 
 def scrub(text: str) -> str:
     """Remove registered secrets and URL query strings from ``text``."""
-    text = _URL_RE.sub(lambda m: redact_url(m.group(0)), text)
+    text = _URL_RE.sub(_redact_match, text)
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
         text = text.replace(secret, "****")
     return text
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    url = match.group(0)
+    core = url.rstrip(_TRAILING) if not url.endswith("<redacted>") else url
+    return redact_url(core) + url[len(core) :]
 
 
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -115,7 +115,12 @@ class EventReporter:
         self.events: list[tuple[Any, ...]] = []
         self.advanced = 0
         self.on_advance = on_advance
+        self.planned: list[tuple[str, int | None]] = []
         self._lock = threading.Lock()
+
+    def file_planned(self, key: str, size: int | None) -> None:
+        with self._lock:
+            self.planned.append((key, size))
 
     def file_started(self, key: str, name: str, total: int | None, completed: int) -> None:
         with self._lock:

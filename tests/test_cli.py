@@ -548,15 +548,15 @@ def test_provider_times_are_read_liberally_and_never_crash(value: object, expect
 
 
 def test_a_bug_outside_any_command_body_is_still_an_internal_error(cli_proc, tmp_path: Path) -> None:
-    # Breaking logging setup makes the root callback itself fail, before run() is in charge.
+    # Breaking logging setup makes the root group itself fail, before any command body is in charge.
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
-        "import recfetch.cli\n"
+        "import recfetch.cli._app\n"
         "def broken(verbose):\n"
         "    token = 'hook-held-token-9f8e'\n"
         "    raise ValueError('ui exploded')\n"
-        "recfetch.cli.setup_logging = broken\n"
+        "recfetch.cli._app.setup_logging = broken\n"
     )
     env = {"PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     result = cli_proc("providers", env=env)
@@ -568,3 +568,232 @@ def test_a_bug_outside_any_command_body_is_still_an_internal_error(cli_proc, tmp
     assert verbose.exit_code == 1
     assert "Traceback (most recent call last)" in verbose.stderr
     assert "hook-held-token-9f8e" not in verbose.output  # no locals in the traceback
+
+
+# ---------------------------------------------------------------------------
+# global options anywhere on the line (SPEC §1)
+
+
+def test_global_options_after_the_verb_are_the_same_as_before_it(cli, sandbox, config_file, tmp_path) -> None:
+    sandbox.write_profile(config_file, "sandbox")
+    # The README's cron line, with the global options before and after the verb (own state each).
+    before = cli(
+        *("-q", "-p", "sandbox", "kazoo", "pull", "--incremental", "-o", str(tmp_path / "a")),
+        env={"RECFETCH_STATE_DIR": str(tmp_path / "state-a")},
+    )
+    after = cli(
+        *("kazoo", "pull", "--incremental", "--quiet", "-o", str(tmp_path / "b"), "-p", "sandbox"),
+        env={"RECFETCH_STATE_DIR": str(tmp_path / "state-b")},
+    )
+    assert before.exit_code == after.exit_code == 0, after.output
+    assert before.stderr == after.stderr == ""  # --quiet: no notes, no summary chatter
+    names = [sorted(p.name for p in (tmp_path / d).iterdir()) for d in ("a", "b")]
+    assert names[0] == names[1] and names[0]
+
+
+def test_profile_after_the_verb_selects_the_profile(cli, sandbox, config_file) -> None:
+    sandbox.write_profile(config_file, "sandbox")
+    assert cli("bird", "list", "--jsonl").exit_code == 5  # no profile chosen: bird is not configured
+    result = cli("bird", "list", "--jsonl", "-p", "sandbox")
+    assert result.exit_code == 0, result.output
+    assert {r["provider"] for r in result.jsonl()} == {"bird"}
+
+
+def test_config_after_the_verb_names_the_file(cli, tmp_path) -> None:
+    path = tmp_path / "elsewhere.toml"
+    result = cli("config", "path", "--config", str(path))
+    assert result.exit_code == 0
+    assert result.stdout.strip() == str(path)
+
+
+def test_verbose_counts_wherever_it_appears(cli, sandbox_profile) -> None:
+    quiet = cli("kismet", "list", "--limit", "1")
+    loud = cli("-v", "kismet", "list", "--limit", "1", "-v")
+    assert quiet.exit_code == loud.exit_code == 0
+    assert "recfetch.api: GET" not in quiet.stderr
+    assert "recfetch.api: GET" in loud.stderr
+
+
+def test_color_and_no_progress_are_accepted_after_the_verb(cli, sandbox_profile, tmp_path) -> None:
+    result = cli(
+        "kazoo", "pull", "-o", str(tmp_path), "--no-progress", "--color", "never", "--max-files", "1"
+    )
+    assert result.exit_code == 0, result.output
+    assert "\x1b[" not in result.output
+
+
+def test_every_verb_help_lists_the_global_options(cli) -> None:
+    for words in (["kazoo", "pull"], ["kismet", "users"], ["config", "set"], ["verify"], ["kazoo"]):
+        result = cli(*words, "--help")
+        assert result.exit_code == 0
+        for flag in ("--profile", "--config", "--quiet", "--verbose", "--no-progress", "--color"):
+            assert flag in result.stdout, (words, flag)
+
+
+def test_a_bad_global_value_after_the_verb_is_a_usage_error(cli) -> None:
+    result = cli("kazoo", "list", "--color", "purple")
+    assert result.exit_code == 2
+    assert "purple" in result.stderr
+
+
+def test_json_usage_error_after_the_verb_is_one_json_object(cli) -> None:
+    result = cli("kazoo", "list", "--jsonl", "--no-such-flag")
+    assert result.exit_code == 2
+    error = json.loads(result.stderr)
+    assert error["code"] == "USAGE" and error["provider"] == "kazoo"
+    assert "--no-such-flag" in error["message"]
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_flags(cli_proc, flag: str) -> None:
+    result = cli_proc(flag)
+    assert result.exit_code == 0
+    assert re.fullmatch(r"recfetch \d+\.\d+\.\d+\n", result.stdout)
+
+
+# ---------------------------------------------------------------------------
+# base_url mistakes are configuration errors naming base_url (issue 9 #2)
+
+
+def test_base_url_without_a_scheme_is_exit_5_at_load(cli, config_file) -> None:
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(
+        '[profiles.default.kazoo]\nbase_url = "kazoo.example.com:8000"\n'
+        'account_id = "0123456789abcdef0123456789abcdef"\napi_key = "abcdefabcdefabcdef"\n'
+    )
+    config_file.chmod(0o600)
+    result = cli("kazoo", "list")
+    assert result.exit_code == 5
+    assert lines(result.stderr) == [
+        "error: kazoo: base_url 'kazoo.example.com:8000' is not an http(s) URL (give the whole URL, "
+        "with scheme and a numeric port, in `recfetch config set kazoo.base_url https://kazoo.example.com:8000`)"
+    ]
+
+
+def test_login_refuses_to_save_a_base_url_without_a_scheme(cli, config_file) -> None:
+    result = cli(
+        *("kazoo", "login", "--no-verify", "--base-url", "kazoo.example.com:8000"),
+        *("--account-id", "0123456789abcdef0123456789abcdef", "--api-key", "abcdefabcdefabcdef"),
+    )
+    assert result.exit_code == 5
+    assert (
+        "base_url 'kazoo.example.com:8000'" in result.stderr
+        and "https://kazoo.example.com:8000" in result.stderr
+    )
+    assert not config_file.exists()
+    assert cli("config", "set", "kazoo.base_url", "kazoo.example.com").exit_code == 5
+
+
+def test_a_port_that_is_not_a_number_is_exit_5_naming_the_variable(cli, monkeypatch) -> None:
+    monkeypatch.setenv("RECFETCH_KAZOO_BASE_URL", "http://kazoo.example.com:8000)")
+    monkeypatch.setenv("RECFETCH_KAZOO_ACCOUNT_ID", "0123456789abcdef0123456789abcdef")
+    monkeypatch.setenv("RECFETCH_KAZOO_API_KEY", "abcdefabcdefabcdef")
+    result = cli("kazoo", "list")
+    assert result.exit_code == 5, result.output
+    assert "has a port that is not a number" in result.stderr and "RECFETCH_KAZOO_BASE_URL" in result.stderr
+    assert "internal error" not in result.stderr
+
+
+def test_login_reads_settings_from_the_environment_and_says_it_did_not_save_them(
+    cli, sandbox, config_file, monkeypatch
+) -> None:
+    bird = sandbox.profiles()["bird"]
+    monkeypatch.setenv("RECFETCH_BIRD_BASE_URL", bird["base_url"])  # the sandbox, not api.bird.com
+    result = cli(
+        "bird",
+        "login",
+        "--workspace-id",
+        bird["workspace_id"],
+        "--access-key-stdin",
+        input=bird["access_key"] + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "verified" in result.stderr
+    assert "used from the environment and not saved: base_url (RECFETCH_BIRD_BASE_URL)" in result.stderr
+    saved = config.load(config_file)["profiles"]["default"]["bird"]
+    assert saved == {"workspace_id": bird["workspace_id"], "access_key": bird["access_key"]}
+    # An option still wins over the environment.
+    monkeypatch.setenv("RECFETCH_BIRD_WORKSPACE_ID", "not-this-one")
+    again = cli(
+        "bird",
+        "login",
+        "--workspace-id",
+        bird["workspace_id"],
+        "--access-key-stdin",
+        input=bird["access_key"] + "\n",
+    )
+    assert again.exit_code == 0, again.output
+
+
+# ---------------------------------------------------------------------------
+# config mistakes (issue 9 #6)
+
+
+def test_a_missing_config_file_given_with_config_is_said_plainly(cli, tmp_path) -> None:
+    missing = tmp_path / "nope.toml"
+    result = cli("--config", str(missing), "kazoo", "list")
+    assert result.exit_code == 5
+    assert lines(result.stderr) == [
+        f"error: config file {missing} (given with --config) does not exist (check the path, "
+        f"or create it with `recfetch --config {missing} PROVIDER login`)"
+    ]
+    assert cli("--config", str(missing), "config", "set", "kazoo.account_id", "a" * 32).exit_code == 0
+    assert missing.exists()
+
+
+def test_typod_keys_and_provider_tables_are_warned_with_the_likely_intent(cli, config_file) -> None:
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(
+        '[profiles.work.kazo]\napi_key = "x"\n\n[profiles.work.bird]\nworkspace_id = "w"\naccess_kye = "k"\n'
+    )
+    config_file.chmod(0o600)
+    result = cli("-p", "work", "config", "show", "bird")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: {config_file}: [profiles.work.kazo] is not a provider and is ignored "
+        "(did you mean 'kazoo'?)" in result.stderr
+    )
+    assert (
+        f"warning: {config_file}: [profiles.work.bird] has unknown key 'access_kye' "
+        "(did you mean 'access_key'?)" in result.stderr
+    )
+    assert len(lines(result.stderr)) == 2  # once each
+
+
+# ---------------------------------------------------------------------------
+# repeated and misclassified messages (issue 9 #9)
+
+
+def test_one_rejected_key_is_reported_once(cli, sandbox_profile, monkeypatch) -> None:
+    monkeypatch.setenv("RECFETCH_KALEYRA_API_KEY", "not-the-key-at-all")
+    ref = sandbox_profile["kaleyra"].ids()[0]
+    result = cli("kaleyra", "download", ref, "-o", "out")
+    assert result.exit_code == 4
+    assert result.stderr.count("rejected") == 1, result.stderr
+    assert lines(result.stderr)[-1].startswith("error: kaleyra rejected")
+
+
+def test_a_cron_pull_with_a_rejected_key_prints_no_success_looking_summary(
+    cli, sandbox_profile, monkeypatch
+) -> None:
+    monkeypatch.setenv("RECFETCH_KISMET_CLIENT_SECRET", "not-the-secret")
+    result = cli("kismet", "pull", "--incremental", "-o", "out")
+    assert result.exit_code == 4
+    assert "0 downloaded" not in result.stderr
+    assert len(lines(result.stderr)) == 1 and result.stderr.startswith("error: ")
+
+
+def test_url_of_a_recording_that_has_no_file_yet_is_exit_6(cli, sandbox_profile) -> None:
+    kismet = sandbox_profile["kismet"]
+    pending = [ref for ref in kismet.refs() if ref not in kismet.refs(ready_only=True)]
+    result = cli("kismet", "url", pending[0])
+    assert result.exit_code == 6, result.output
+    assert "has no file to download" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_name_template_given_to_o_asks_whether_name_was_meant(cli, sandbox_profile, tmp_path) -> None:
+    result = cli("kazoo", "pull", "-o", "{date}_{id}{ext}")
+    assert result.exit_code == 2
+    assert "did you mean --name '{date}_{id}{ext}'?" in result.stderr
+    assert not any(tmp_path.glob("{*"))  # no folder with the literal name

@@ -345,13 +345,13 @@ def test_config_set_writes_a_0600_file_in_a_0700_directory_atomically(cli, confi
     assert sorted(os.listdir(config_file.parent)) == ["config.toml"]  # no temp file left behind
 
 
-def test_config_set_keeps_other_profiles_and_warns_that_comments_go(cli, config_file: Path) -> None:
+def test_config_set_keeps_other_profiles_and_the_files_comments(cli, config_file: Path) -> None:
     config_file.parent.mkdir(parents=True, mode=0o700)
     config_file.write_text('# my notes\n[profiles.home.kismet]\nclient_id = "home-id"\n')
     config_file.chmod(0o600)
     result = cli("-p", "home", "config", "set", "kismet.base_url", "https://kismet.example")
     assert result.exit_code == 0, result.output
-    assert "comments are not kept" in result.stderr
+    assert result.stderr.startswith("set kismet.base_url")
     result = cli("-p", "work", "config", "set", "kismet.client_id", "work-id")
     assert result.exit_code == 0, result.output
     data = config.load(config_file)
@@ -360,6 +360,33 @@ def test_config_set_keeps_other_profiles_and_warns_that_comments_go(cli, config_
         "base_url": "https://kismet.example",
     }
     assert data["profiles"]["work"]["kismet"] == {"client_id": "work-id"}
+    assert config_file.read_text().startswith('# my notes\n[profiles.home.kismet]\nclient_id = "home-id"\n')
+
+
+def test_login_and_unset_keep_comments_and_layout(cli, sandbox, config_file: Path) -> None:
+    config_file.parent.mkdir(parents=True, mode=0o700)
+    original = (
+        "# recfetch settings, hand-written\n"
+        'default_profile = "default"  # the one cron uses\n\n'
+        "[profiles.default.bird]\n"
+        "# the office workspace\n"
+        'workspace_id = "keep-me"  # do not touch\n'
+    )
+    config_file.write_text(original)
+    config_file.chmod(0o600)
+    bird = sandbox.profiles()["bird"]
+    result = cli(
+        *("-p", "sandbox", "bird", "login", "--workspace-id", bird["workspace_id"]),
+        *("--base-url", bird["base_url"], "--access-key-stdin"),
+        input=bird["access_key"] + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    text = config_file.read_text()
+    assert text.startswith(original)
+    assert config.load(config_file)["profiles"]["sandbox"]["bird"]["workspace_id"] == bird["workspace_id"]
+    assert cli("-p", "sandbox", "config", "unset", "bird.base_url").exit_code == 0
+    assert config_file.read_text().startswith(original)
+    assert "base_url" not in config.load(config_file)["profiles"]["sandbox"]["bird"]
 
 
 def test_config_set_of_a_secret_warns_about_shell_history(cli, config_file: Path) -> None:

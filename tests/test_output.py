@@ -75,7 +75,9 @@ def test_empty_listing_is_valid_in_every_format_and_exits_0(cli, sandbox_profile
     header = cli("kismet", "list", *window, "--format", "csv").stdout
     assert next(csv.reader(io.StringIO(header))) == list(RECORD_FIELDS)
     table = cli("kismet", "list", *window)
-    assert table.exit_code == 0 and table.stdout == "" and "no recordings matched" in table.stderr
+    # Piped, the table is tab-separated: its header line stays, like CSV's, so scripts see the columns.
+    assert table.exit_code == 0 and "no recordings matched" in table.stderr
+    assert table.stdout == "ref\tstatus\tstarted_at\tduration_s\tsize_bytes\tdirection\tfilename\n"
 
 
 def test_csv_has_a_header_and_one_row_per_record_with_raw_as_json(cli, sandbox_profile) -> None:
@@ -88,19 +90,86 @@ def test_csv_has_a_header_and_one_row_per_record_with_raw_as_json(cli, sandbox_p
     for row, record in zip(rows, records, strict=True):
         assert row["ref"] == record["ref"]
         assert json.loads(row["raw"]) == record["raw"]
-        assert row["downloadable"] == str(record["downloadable"])
+        assert row["downloadable"] == json.dumps(record["downloadable"])  # true/false, as in JSON
         assert row["ended_at"] == (record["ended_at"] or "")
 
 
-def test_table_shows_one_row_per_record(cli, sandbox_profile) -> None:
+def test_piped_table_is_tab_separated_one_recording_per_line(cli, sandbox_profile) -> None:
     result = cli("kismet", "list")
     assert result.exit_code == 0
     records = listing(cli)
-    header = result.stdout.splitlines()[1]
-    assert "ref" in header and "status" in header and "started_at" in header
-    for record in records:
-        assert record["ref"] in result.stdout
-    assert ANSI not in result.stdout  # not a terminal
+    header, *rows = result.stdout.splitlines()
+    assert header.split("\t") == [
+        "ref",
+        "status",
+        "started_at",
+        "duration_s",
+        "size_bytes",
+        "direction",
+        "filename",
+    ]
+    assert len(rows) == len(records)
+    for row, record in zip(rows, records, strict=True):
+        cells = row.split("\t")
+        assert len(cells) == 7 and cells[0] == record["ref"] and cells[1] == record["status"]
+    assert ANSI not in result.stdout and "─" not in result.stdout  # not a terminal: no box drawing
+
+
+def test_table_cells_never_break_a_line() -> None:
+    from recfetch import output_table
+
+    out = io.StringIO()
+    records = [{"ref": "a", "status": "ready", "filename": "two\nlines\tand tab"}]
+    assert output_table.stream(out, records, ("ref", "status", "filename"), width=None) == 1
+    assert out.getvalue().splitlines()[1] == "a\tready\ttwo lines and tab"
+
+
+def test_terminal_table_fits_the_width_and_keeps_refs_whole() -> None:
+    from recfetch import output_table
+
+    ref = "202511-" + "0123456789abcdef" * 2
+    records = [
+        {
+            "ref": ref,
+            "status": "ready",
+            "started_at": "2025-11-20T14:03:11Z",
+            "duration_s": 312.0,
+            "size_bytes": 5000000,
+            "direction": "inbound",
+            "filename": "x" * 90,
+        }
+        for _ in range(3)
+    ]
+    for width in (200, 80, 120):
+        out = io.StringIO()
+        assert output_table.stream(out, records, output_table_columns(), width=width) == 3
+        lines = out.getvalue().splitlines()
+        assert len(lines) == 4 and lines[0].startswith("ref")
+        assert all(len(line) <= width for line in lines)
+        assert all(line.startswith(ref) for line in lines[1:])
+    assert "…" in lines[1]  # at 120 columns the 90-character filename is cut, not wrapped
+
+
+def output_table_columns() -> tuple[str, ...]:
+    from recfetch.output import TABLE_COLUMNS
+
+    return TABLE_COLUMNS
+
+
+def test_table_streams_rows_as_they_arrive() -> None:
+    from recfetch import output_table
+
+    out = io.StringIO()
+    seen: list[int] = []
+
+    def records():
+        for n in range(output_table.SAMPLE_ROWS + 20):
+            seen.append(len(out.getvalue().splitlines()))
+            yield {"ref": f"r{n}", "status": "ready"}
+
+    output_table.stream(out, records(), ("ref", "status"), width=80)
+    # After the sample that sizes the columns, each row is written before the next is read.
+    assert seen[-1] == output_table.SAMPLE_ROWS + 19 + 1
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "csv"])
@@ -302,3 +371,64 @@ def test_a_reader_that_stops_early_ends_the_listing_quietly(tmp_path: Path, conf
         )
     assert json.loads(proc.stdout)["provider"] == "realtimekit"
     assert proc.stderr == "status=141\n"  # silent, and the code a SIGPIPE-killed writer has
+
+
+# ---------------------------------------------------------------------------
+# the progress display on a real terminal (SPEC §1), rendered by a terminal emulator
+
+
+def _render(history: Any, screen: Any) -> list[str]:
+    rows = ["".join(line[x].data for x in range(screen.columns)) for line in history.top]
+    return [row.rstrip() for row in (*rows, *screen.display)]
+
+
+def test_progress_display_at_80x24_never_tears_wraps_or_leaves_frames(
+    sandbox: Any, config_file: Path, tmp_path: Path
+) -> None:
+    import pexpect
+    import pyte
+
+    sandbox.write_profile(config_file, "sandbox")
+    sandbox.storage.throttle(100_000)  # slow enough that bars are drawn many times
+    env = {**os.environ, "TERM": "xterm-256color", "RECFETCH_PROFILE": "sandbox"}
+    env.pop("COLUMNS", None)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "recfetch", "kazoo", "pull", "-j", "4", "-o", "out"],
+        env=env,
+        cwd=str(tmp_path),
+        dimensions=(24, 80),
+        timeout=120,
+    )
+    screen = pyte.HistoryScreen(80, 24, history=5000)
+    stream = pyte.ByteStream(screen)
+    frames: list[list[str]] = []
+    while True:
+        try:
+            chunk = child.read_nonblocking(4096, timeout=60)
+        except pexpect.EOF:
+            break
+        stream.feed(chunk)
+        frames.append(list(screen.display))
+    child.close()
+    assert child.exitstatus == 0
+    files = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_file())
+    assert len(files) >= 4
+    final = [row for row in _render(screen.history, screen) if row]
+
+    # Every result line is there once, on one row, and nothing is left of the bars.
+    downloaded = [row for row in final if row.startswith("downloaded  ")]
+    assert len(downloaded) == len(files)
+    for name in files:
+        assert sum(name[-16:] in row for row in downloaded) == 1, (name, final)
+    summary = [row for row in final if re.match(r"\d+ downloaded, \d+ skipped, \d+ failed", row)]
+    assert len(summary) == 1
+    for row in final:
+        assert row.startswith(("downloaded  ", "skipped     ", "failed      ")) or row in summary, row
+    assert not any("total " in row or "━" in row for row in final)
+
+    # While it ran: a bar per file and a total line with denominators (files and bytes).
+    drawn = [row for frame in frames for row in frame]
+    assert any(re.search(r"total \d+/\d+\+? files .*\d+(\.\d)?/\d+(\.\d)? [kKM]B", row) for row in drawn)
+    assert any(re.search(r"\.(mp3|wav) .*\d+(\.\d)?/\d+(\.\d)? [KM]?B", row) for row in drawn)
+    assert all(len(row.rstrip()) <= 80 for row in drawn)

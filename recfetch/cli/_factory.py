@@ -1,21 +1,37 @@
-"""Builds a provider's Typer sub-app: the six common verbs with that provider's own flags.
+"""Builds a provider's Typer sub-app: the six common verbs (and `delete`) with its own flags.
 
-A provider's CLI module declares its flags as `Flag`s; the verbs' bodies live in
-`_commands` and are shared by every provider, so the five sub-apps behave alike.
+Each verb is a frozen *request* dataclass made with `dataclasses.make_dataclass`: its fields
+are the verb's parameters, each ``Annotated`` with its `typer.Option`/`typer.Argument`, so
+Typer reads the command's parameters from the class's generated ``__init__`` (no synthesized
+signatures). The common download/pull/list fields come from `recfetch.jobs.options`
+(`dataclasses.fields()` and their ``"cli"`` metadata); a provider adds its `Flag`s. Running a
+request turns it into the job's options object and calls the body in `_commands`.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
+import dataclasses
+import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from recfetch.cli import _commands
+from recfetch.cli._runtime import Runtime, call_reported, runtime
+from recfetch.errors import UsageError
+from recfetch.jobs.options import (
+    DOWNLOAD_PANEL,
+    PULL_PANEL,
+    TIME_PANEL,
+    DownloadOptions,
+    ListOptions,
+    PullOptions,
+    cli_fields,
+)
 from recfetch.providers.base import Provider
 
 
@@ -31,12 +47,6 @@ class Flag:
     metavar: str | None = None
 
 
-NAME_HELP = (
-    "File name template; '/' makes folders. Fields: provider profile id ref date time "
-    "started_at ended_at year month day ext call_id direction from to name."
-)
-
-
 class Format(str, Enum):
     table = "table"
     json = "json"
@@ -44,13 +54,42 @@ class Format(str, Enum):
     csv = "csv"
 
 
-def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+PANELS = (TIME_PANEL, DOWNLOAD_PANEL, PULL_PANEL)
+
+FieldSpec = tuple[str, Any, Any]
+"""(name, annotation, dataclasses.field) as `make_dataclass` takes it."""
 
 
-def _flag_params(flags: tuple[Flag, ...], panel: str) -> list[inspect.Parameter]:
+def _spec(name: str, annotation: Any, default: Any = dataclasses.MISSING) -> FieldSpec:
+    return (name, annotation, dataclasses.field(default=default))
+
+
+def _option_fields(options_cls: type[Any], skip: Iterable[str] = ()) -> list[FieldSpec]:
+    """One request field per CLI-exposed field of a jobs options class."""
+    hints = typing.get_type_hints(options_cls)
+    specs: list[tuple[int, FieldSpec]] = []
+    for f, meta in cli_fields(options_cls):
+        if f.name in skip:
+            continue
+        decls = [*meta["flags"], *([meta["short"]] if meta.get("short") else [])]
+        option = typer.Option(
+            *decls,
+            help=meta["help"],
+            metavar=meta.get("metavar"),
+            min=meta.get("min"),
+            max=meta.get("max"),
+            parser=meta.get("parse"),
+            rich_help_panel=meta["panel"],
+        )
+        specs.append(
+            (PANELS.index(meta["panel"]), _spec(f.name, Annotated[hints[f.name], option], f.default))
+        )
+    return [spec for _, spec in sorted(specs, key=lambda item: item[0])]
+
+
+def _flag_fields(flags: tuple[Flag, ...], panel: str) -> list[FieldSpec]:
     return [
-        _param(
+        _spec(
             f.name,
             Annotated[f.type, typer.Option(*f.decls, help=f.help, metavar=f.metavar, rich_help_panel=panel)],
             f.default,
@@ -59,290 +98,70 @@ def _flag_params(flags: tuple[Flag, ...], panel: str) -> list[inspect.Parameter]
     ]
 
 
-def _format_params() -> list[inspect.Parameter]:
+def _format_fields(help: str = "Output format: table, json, jsonl or csv.") -> list[FieldSpec]:
     return [
-        _param(
-            "format",
-            Annotated[
-                Format | None, typer.Option("--format", help="Output format: table, json, jsonl or csv.")
-            ],
-            None,
-        ),
-        _param("json_", Annotated[bool, typer.Option("--json", help="Shortcut for --format json.")], False),
-        _param("jsonl", Annotated[bool, typer.Option("--jsonl", help="Shortcut for --format jsonl.")], False),
+        _spec("format", Annotated[Format | None, typer.Option("--format", help=help)], None),
+        _spec("json_", Annotated[bool, typer.Option("--json", help="Shortcut for --format json.")], False),
+        _spec("jsonl", Annotated[bool, typer.Option("--jsonl", help="Shortcut for --format jsonl.")], False),
     ]
 
 
-def _time_params() -> list[inspect.Parameter]:
-    panel = "Time window"
-    return [
-        _param(
-            "since",
-            Annotated[
-                str | None,
-                typer.Option(
-                    "--since",
-                    help="Only recordings from this time: RFC 3339, YYYY-MM-DD or an age (90m, 12h, 7d).",
-                    rich_help_panel=panel,
-                ),
-            ],
-            None,
-        ),
-        _param(
-            "until",
-            Annotated[
-                str | None,
-                typer.Option(
-                    "--until",
-                    help="Only recordings before this time (same forms as --since).",
-                    rich_help_panel=panel,
-                ),
-            ],
-            None,
-        ),
-        _param(
-            "tz",
-            Annotated[
-                str | None,
-                typer.Option(
-                    "--tz", help="Time zone for YYYY-MM-DD dates (default: local).", rich_help_panel=panel
-                ),
-            ],
-            None,
-        ),
-        _param(
-            "limit",
-            Annotated[
-                int | None,
-                typer.Option(
-                    "--limit",
-                    min=1,
-                    help="Stop after N recordings (says so on stderr).",
-                    rich_help_panel=panel,
-                ),
-            ],
-            None,
-        ),
-    ]
-
-
-def _download_params() -> list[inspect.Parameter]:
-    panel = "Download"
-    return [
-        _param(
-            "output_dir",
-            Annotated[
-                Path,
-                typer.Option("--output-dir", "-o", help="Directory to save into.", rich_help_panel=panel),
-            ],
-            Path("."),
-        ),
-        _param(
-            "name",
-            Annotated[
-                str,
-                typer.Option(
-                    "--name",
-                    help=NAME_HELP,
-                    rich_help_panel=panel,
-                ),
-            ],
-            _commands.DEFAULT_TEMPLATE,
-        ),
-        _param(
-            "jobs",
-            Annotated[
-                int,
-                typer.Option(
-                    "--jobs", "-j", min=1, max=64, help="Parallel downloads.", rich_help_panel=panel
-                ),
-            ],
-            4,
-        ),
-        _param(
-            "retries",
-            Annotated[
-                int,
-                typer.Option(
-                    "--retries",
-                    min=0,
-                    max=100,
-                    help="Retries per file for 429/5xx/network errors.",
-                    rich_help_panel=panel,
-                ),
-            ],
-            5,
-        ),
-        _param(
-            "overwrite",
-            Annotated[
-                bool,
-                typer.Option(
-                    "--overwrite", help="Download again even if the file exists.", rich_help_panel=panel
-                ),
-            ],
-            False,
-        ),
-        _param(
-            "dry_run",
-            Annotated[
-                bool,
-                typer.Option(
-                    "--dry-run", help="Show what would be downloaded; mint no URL.", rich_help_panel=panel
-                ),
-            ],
-            False,
-        ),
-        _param(
-            "archive",
-            Annotated[
-                Path | None,
-                typer.Option(
-                    "--archive",
-                    help="Archive database (default: the profile's archive in the state dir).",
-                    rich_help_panel=panel,
-                ),
-            ],
-            None,
-        ),
-        _param(
-            "no_archive",
-            Annotated[
-                bool,
-                typer.Option("--no-archive", help="Do not read or write the archive.", rich_help_panel=panel),
-            ],
-            False,
-        ),
-        _param(
-            "manifest",
-            Annotated[
-                Path | None,
-                typer.Option(
-                    "--manifest",
-                    help="Append one JSONL line per downloaded file (sha256, size, time).",
-                    rich_help_panel=panel,
-                ),
-            ],
-            None,
-        ),
-        _param(
-            "write_metadata",
-            Annotated[
-                bool,
-                typer.Option(
-                    "--write-metadata",
-                    help="Write the recording record beside each file as <file>.json.",
-                    rich_help_panel=panel,
-                ),
-            ],
-            False,
-        ),
-        _param(
-            "fail_if_empty",
-            Annotated[
-                bool,
-                typer.Option(
-                    "--fail-if-empty", help="Exit 9 when nothing new was downloaded.", rich_help_panel=panel
-                ),
-            ],
-            False,
-        ),
-        _param(
-            "max_files",
-            Annotated[
-                int | None,
-                typer.Option(
-                    "--max-files", min=1, help="Download at most N files this run.", rich_help_panel=panel
-                ),
-            ],
-            None,
-        ),
-        _param(
-            "log_file",
-            Annotated[
-                Path | None,
-                typer.Option(
-                    "--log-file", help="Append JSON log lines (secrets redacted).", rich_help_panel=panel
-                ),
-            ],
-            None,
-        ),
-    ]
-
-
-def _pull_params() -> list[inspect.Parameter]:
-    panel = "Pull"
-    return [
-        _param(
-            "incremental",
-            Annotated[
-                bool,
-                typer.Option(
-                    "--incremental",
-                    help="Start from the end of the last fully successful pull minus --overlap.",
-                    rich_help_panel=panel,
-                ),
-            ],
-            False,
-        ),
-        _param(
-            "overlap",
-            Annotated[
-                str,
-                typer.Option(
-                    "--overlap",
-                    help="How far before the watermark to re-list (late recordings).",
-                    rich_help_panel=panel,
-                ),
-            ],
-            "1d",
-        ),
-        _param(
-            "delete_after",
-            Annotated[
-                bool,
-                typer.Option(
-                    "--delete-after",
-                    help="Delete each recording at the provider after its file is verified (kazoo, bird).",
-                    rich_help_panel=panel,
-                ),
-            ],
-            False,
-        ),
-        _param(
-            "yes",
-            Annotated[
-                bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.", rich_help_panel=panel)
-            ],
-            False,
-        ),
-    ]
-
-
-def _make(fn: Callable[..., Any], params: list[inspect.Parameter], doc: str) -> Callable[..., Any]:
-    def command(**kwargs: Any) -> Any:
-        return fn(**kwargs)
-
-    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    command.__doc__ = doc
-    command.__name__ = fn.__name__
-    return command
-
-
-def fmt_of(kwargs: dict[str, Any], default: str = "table") -> str:
-    fmt = kwargs.pop("format", None)
-    as_json = kwargs.pop("json_", False)
-    as_jsonl = kwargs.pop("jsonl", False)
-    if as_json:
+def fmt_of(values: Any, default: str = "table") -> str:
+    """The output format a request (or a mapping with format/json_/jsonl) asks for."""
+    get = values.get if isinstance(values, dict) else lambda key, d=None: getattr(values, key, d)
+    if get("json_", False):
         return "json"
-    if as_jsonl:
+    if get("jsonl", False):
         return "jsonl"
+    fmt = get("format", None)
     return fmt.value if isinstance(fmt, Enum) else (fmt or default)
 
 
-def split(kwargs: dict[str, Any], flags: tuple[Flag, ...]) -> dict[str, Any]:
-    """Pop the provider-specific flags out of ``kwargs``."""
-    return {f.name: kwargs.pop(f.name) for f in flags if f.name in kwargs}
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _values(request: Any, names: Iterable[str]) -> dict[str, Any]:
+    return {name: _plain(getattr(request, name)) for name in names}
+
+
+def _options(options_cls: type[Any], request: Any, flags: tuple[Flag, ...]) -> Any:
+    """The job's options object from a parsed request (the one place that maps flags to fields)."""
+    output_dir = str(getattr(request, "output_dir", ""))
+    if "{" in output_dir and "}" in output_dir:  # a yt-dlp habit: -o takes the name template there
+        raise UsageError(
+            f"-o {output_dir} looks like a file name template, but -o names the folder",
+            hint=f"did you mean --name '{output_dir}'? (-o DIR chooses where the files go)",
+        )
+    names = [f.name for f, _ in cli_fields(options_cls)]
+    return options_cls(**_values(request, names), filters=_values(request, [f.name for f in flags]))
+
+
+class _Verb(TyperCommand):
+    """A verb whose callback parses the line into a request; invoking it runs the request."""
+
+    def invoke(self, ctx: Any) -> Any:
+        request = super().invoke(ctx)
+        rt = runtime(ctx)
+        call_reported(rt, request.run, rt)
+
+
+Body = Callable[[Any, Runtime], int | None]
+
+
+def _verb(app: typer.Typer, verb: str, title: str, fields: list[FieldSpec], body: Body, help: str) -> None:
+    """Register ``verb``: a frozen request class whose ``run(rt)`` is ``body``."""
+
+    def run(self: Any, rt: Runtime) -> int | None:
+        return body(self, rt)
+
+    cls_name = f"{title.replace(' ', '')}{verb.title()}Request"
+    request = dataclasses.make_dataclass(cls_name, fields, frozen=True, namespace={"run": run})
+    app.command(verb, help=help, cls=_Verb)(request)
 
 
 def build_provider_app(
@@ -350,123 +169,57 @@ def build_provider_app(
     *,
     list_flags: tuple[Flag, ...] = (),
     download_flags: tuple[Flag, ...] = (),
-    login_extra: tuple[Flag, ...] = (),
     ref_help: str = "Recording ref (the `ref` field of `list`).",
     list_help: str | None = None,
     delete_help: str | None = None,
 ) -> typer.Typer:
-    """The sub-app with login, list, show, url, download and pull."""
+    """The sub-app with login, list, show, url, download and pull (and delete when it can)."""
     name = cls.name
-    app = typer.Typer(
-        name=name,
-        help=f"{cls.title} recordings.",
-        no_args_is_help=True,
-        rich_markup_mode=None,
-    )
+    app = typer.Typer(name=name, help=f"{cls.title} recordings.", no_args_is_help=True, rich_markup_mode=None)
     filters_panel = f"{cls.title} filters"
     dl_panel = f"{cls.title} download"
+    _add_login(app, cls)
 
-    # login -----------------------------------------------------------------
-    login_params: list[inspect.Parameter] = []
-    for setting in cls.settings:
-        opt = "--" + setting.key.replace("_", "-")
-        login_params.append(
-            _param(
-                setting.key,
-                Annotated[
-                    str | None,
-                    typer.Option(
-                        opt,
-                        help=setting.help + (" (secret: prefer the -stdin form)" if setting.secret else ""),
-                    ),
-                ],
-                None,
-            )
-        )
-        if setting.secret:
-            login_params.append(
-                _param(
-                    setting.key + "_stdin",
-                    Annotated[
-                        bool, typer.Option(opt + "-stdin", help=f"Read {setting.key} from standard input.")
-                    ],
-                    False,
-                )
-            )
-    if "base_url" not in {s.key for s in cls.settings}:
-        login_params.append(
-            _param(
-                "base_url",
-                Annotated[
-                    str | None,
-                    typer.Option("--base-url", help=f"API base URL (default {cls.default_base_url})."),
-                ],
-                None,
-            )
-        )
-    login_params.append(
-        _param(
-            "no_verify",
-            Annotated[bool, typer.Option("--no-verify", help="Save without checking the credentials.")],
-            False,
-        )
+    list_fields = [*_option_fields(ListOptions), *_flag_fields(list_flags, filters_panel), *_format_fields()]
+    _verb(
+        app,
+        "list",
+        cls.title,
+        list_fields,
+        lambda req, rt: _commands.list_recordings(
+            rt, name, _options(ListOptions, req, list_flags), fmt_of(req)
+        ),
+        list_help or f"List {cls.title} recordings, paging to the end.",
     )
 
-    def login(**kw: Any) -> None:
-        no_verify = kw.pop("no_verify")
-        _commands.login(name, kw, no_verify=no_verify)
-
-    app.command("login", help=f"Save {cls.title} credentials to the active profile after checking them.")(
-        _make(login, login_params, "login")
+    ref_field = _spec("ref", Annotated[str, typer.Argument(help=ref_help, show_default=False)])
+    show_flags = tuple(f for f in list_flags if f.name in ("from_report", "id_column"))
+    _verb(
+        app,
+        "show",
+        cls.title,
+        [ref_field, *_flag_fields(show_flags, filters_panel), *_format_fields()],
+        lambda req, rt: _commands.show(
+            rt, name, req.ref, fmt_of(req), _values(req, [f.name for f in show_flags])
+        ),
+        "Show one recording's metadata.",
     )
 
-    # list ------------------------------------------------------------------
-    list_params = _time_params() + _flag_params(list_flags, filters_panel) + _format_params()
-
-    def list_(**kw: Any) -> None:
-        fmt = fmt_of(kw)
-        options = split(kw, list_flags)
-        _commands.list_recordings(name, fmt=fmt, options=options, **kw)
-
-    app.command("list", help=list_help or f"List {cls.title} recordings, paging to the end.")(
-        _make(list_, list_params, "list")
+    url_json = _spec(
+        "json_", Annotated[bool, typer.Option("--json", help='Print {"url", "expires_at"}.')], False
+    )
+    _verb(
+        app,
+        "url",
+        cls.title,
+        [ref_field, *_flag_fields(download_flags, dl_panel), url_json],
+        lambda req, rt: _commands.url(
+            rt, name, req.ref, req.json_, _values(req, [f.name for f in download_flags])
+        ),
+        "Print a freshly minted download URL (the only command that prints one).",
     )
 
-    # show ------------------------------------------------------------------
-    ref_param = _param(
-        "ref", Annotated[str, typer.Argument(help=ref_help, show_default=False)], inspect.Parameter.empty
-    )
-    show_params = [
-        ref_param,
-        *_flag_params(tuple(f for f in list_flags if f.name in ("from_report", "id_column")), filters_panel),
-        *_format_params(),
-    ]
-
-    def show(**kw: Any) -> None:
-        fmt = fmt_of(kw, default="table")
-        ref = kw.pop("ref")
-        _commands.show(name, ref, fmt=fmt, options=kw)
-
-    app.command("show", help="Show one recording's metadata.")(_make(show, show_params, "show"))
-
-    # url -------------------------------------------------------------------
-    url_params = [
-        ref_param,
-        *_flag_params(download_flags, dl_panel),
-        _param("json_", Annotated[bool, typer.Option("--json", help='Print {"url", "expires_at"}.')], False),
-    ]
-
-    def url(**kw: Any) -> None:
-        ref = kw.pop("ref")
-        as_json = kw.pop("json_")
-        _commands.url(name, ref, as_json=as_json, options=split(kw, download_flags))
-
-    app.command("url", help="Print a freshly minted download URL (the only command that prints one).")(
-        _make(url, url_params, "url")
-    )
-
-    # download --------------------------------------------------------------
-    refs_param = _param(
+    refs_field = _spec(
         "refs",
         Annotated[
             list[str],
@@ -474,64 +227,113 @@ def build_provider_app(
                 help="Recording refs, or - to read refs (or JSONL records) from stdin.", show_default=False
             ),
         ],
-        inspect.Parameter.empty,
     )
-    dl_params = [refs_param, *_download_params(), *_flag_params(download_flags, dl_panel), *_format_params()]
-
-    def download(**kw: Any) -> None:
-        fmt = fmt_of(kw, default="table")
-        refs = kw.pop("refs")
-        _commands.download(name, refs, fmt=fmt, options=split(kw, download_flags), **kw)
-
-    app.command("download", help="Download the named recordings.")(_make(download, dl_params, "download"))
-
-    # pull ------------------------------------------------------------------
-    pull_flags = tuple(f for f in list_flags) + tuple(
-        f for f in download_flags if f.name not in {x.name for x in list_flags}
-    )
-    pull_params = (
-        _time_params()
-        + _flag_params(list_flags, filters_panel)
-        + [p for p in _flag_params(download_flags, dl_panel) if p.name not in {f.name for f in list_flags}]
-        + _download_params()
-        + _pull_params()
-        + _format_params()
+    _verb(
+        app,
+        "download",
+        cls.title,
+        [
+            refs_field,
+            *_option_fields(DownloadOptions),
+            *_flag_fields(download_flags, dl_panel),
+            *_format_fields(),
+        ],
+        lambda req, rt: _commands.download(
+            rt, name, req.refs, _options(DownloadOptions, req, download_flags), fmt_of(req)
+        ),
+        "Download the named recordings.",
     )
 
-    def pull(**kw: Any) -> None:
-        fmt = fmt_of(kw, default="table")
-        options = split(kw, pull_flags)
-        _commands.pull(name, fmt=fmt, options=options, **kw)
-
-    app.command(
+    pull_flags = list_flags + tuple(f for f in download_flags if f.name not in {x.name for x in list_flags})
+    pull_fields = [
+        *_option_fields(PullOptions),
+        *_flag_fields(list_flags, filters_panel),
+        *_flag_fields(tuple(f for f in pull_flags if f not in list_flags), dl_panel),
+        *_format_fields(),
+    ]
+    _verb(
+        app,
         "pull",
-        help="List with the same filters, then download everything not yet downloaded (the cron command).",
-    )(_make(pull, pull_params, "pull"))
+        cls.title,
+        pull_fields,
+        lambda req, rt: _commands.pull(rt, name, _options(PullOptions, req, pull_flags), fmt_of(req)),
+        "List with the same filters, then download everything not yet downloaded (the cron command).",
+    )
 
     if cls.delete is not Provider.delete:
         _add_delete(app, cls, delete_help)
     return app
 
 
+def _add_login(app: typer.Typer, cls: type[Provider]) -> None:
+    fields: list[FieldSpec] = []
+    for setting in cls.settings:
+        opt = "--" + setting.key.replace("_", "-")
+        secret_note = " (secret: prefer the -stdin form)" if setting.secret else ""
+        fields.append(
+            _spec(
+                setting.key, Annotated[str | None, typer.Option(opt, help=setting.help + secret_note)], None
+            )
+        )
+        if setting.secret:
+            stdin_help = f"Read {setting.key} from standard input."
+            fields.append(
+                _spec(
+                    setting.key + "_stdin",
+                    Annotated[bool, typer.Option(opt + "-stdin", help=stdin_help)],
+                    False,
+                )
+            )
+    if "base_url" not in {s.key for s in cls.settings}:
+        help = f"API base URL (default {cls.default_base_url})."
+        fields.append(_spec("base_url", Annotated[str | None, typer.Option("--base-url", help=help)], None))
+    no_verify = Annotated[bool, typer.Option("--no-verify", help="Save without checking the credentials.")]
+    fields.append(_spec("no_verify", no_verify, False))
+    keys = [f[0] for f in fields if f[0] != "no_verify"]
+    _verb(
+        app,
+        "login",
+        cls.title,
+        fields,
+        lambda req, rt: _commands.login(rt, cls.name, _values(req, keys), no_verify=req.no_verify),
+        f"Save {cls.title} credentials to the active profile after checking them.",
+    )
+
+
 def _add_delete(app: typer.Typer, cls: type[Provider], extra_help: str | None) -> None:
     """`delete REF...`: the same confirmation and reporting for every provider that can delete."""
-    name = cls.name
-
-    def delete(
-        refs: Annotated[
-            list[str],
-            typer.Argument(
-                help="Recording refs to delete, or - to read them from stdin.", show_default=False
-            ),
-        ],
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-        as_json: Annotated[
-            bool, typer.Option("--json", help='Print {"deleted": [...], "failed": [...]} on stdout.')
-        ] = False,
-    ) -> None:
-        _commands.delete_recordings(name, refs, yes=yes, as_json=as_json)
-
+    fields = [
+        _spec(
+            "refs",
+            Annotated[
+                list[str],
+                typer.Argument(
+                    help="Recording refs to delete, or - to read them from stdin.", show_default=False
+                ),
+            ],
+        ),
+        _spec(
+            "yes", Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")], False
+        ),
+        _spec(
+            "json_",
+            Annotated[
+                bool, typer.Option("--json", help='Print {"deleted": [...], "failed": [...]} on stdout.')
+            ],
+            False,
+        ),
+    ]
     help_text = f"Delete recordings at {cls.title} (asks first on a terminal; needs --yes otherwise)."
     if extra_help:
         help_text += "\n\n" + extra_help
-    app.command("delete", help=help_text)(delete)
+    _verb(
+        app,
+        "delete",
+        cls.title,
+        fields,
+        lambda req, rt: _commands.delete_recordings(rt, cls.name, req.refs, yes=req.yes, as_json=req.json_),
+        help_text,
+    )
+
+
+__all__ = ["Flag", "Format", "build_provider_app", "fmt_of"]

@@ -1,7 +1,15 @@
-"""Per-invocation state (global options, loaded config) and the one place errors become exits."""
+"""Per-invocation state on Typer's context object, and the one place errors become exit codes.
+
+The root group puts a `Runtime` on ``ctx.obj`` before anything is parsed; global options
+(`-p`, `-q`, `-v`, `--no-progress`, `--color`, `--config`) update it wherever they appear on
+the line. Commands read it with `runtime(ctx)`. `reported` wraps a command so that a
+`RecfetchError` becomes one line (or one JSON object) on stderr and its SPEC §5 exit code,
+and an int returned by the body becomes the exit code.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -10,9 +18,9 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec
+from urllib.parse import urlsplit
 
 import typer
 
@@ -23,26 +31,89 @@ from recfetch.providers import get_provider
 from recfetch.providers.base import Provider
 from recfetch.redact import scrub
 
-T = TypeVar("T")
+P = ParamSpec("P")
+
+EXIT_BROKEN_PIPE = 141
+"""What a process killed by SIGPIPE reports (128 + 13): `recfetch ... list | head`."""
 
 
-@dataclass
 class Runtime:
-    """What the root callback learned from the global options."""
+    """What the global options asked for, the loaded config, and the stop flag of this run."""
 
-    ui: Ui = field(default_factory=Ui)
-    config_cli: str | None = None
-    profile_cli: str | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    _data: dict[str, Any] | None = None
+    def __init__(
+        self,
+        *,
+        json_errors: bool = False,
+        stdout: Any = None,
+        stderr: Any = None,
+        config_cli: str | None = None,
+        profile_cli: str | None = None,
+    ) -> None:
+        self.quiet = False
+        self.verbose = 0
+        self.progress = True
+        self.color = "auto"
+        self.config_cli = config_cli
+        self.profile_cli = profile_cli
+        self.json_errors = json_errors
+        """--json/--jsonl on the line: errors (usage errors too) are JSON objects on stderr."""
+        self.stop = threading.Event()
+        self.writes_config = False
+        """The command creates the config file if it is missing (login, config set, sandbox)."""
+        self._streams = (stdout, stderr)
+        self._ui: Ui | None = None
+        self._data: dict[str, Any] | None = None
 
+    # -- global options ---------------------------------------------------
+    def set_option(self, name: str, value: Any) -> None:
+        """Apply one global option; called while the line is parsed, before any command runs."""
+        if name == "verbose":
+            self.verbose += int(value)
+            setup_logging(self.verbose)
+        elif name == "profile":
+            self.profile_cli = value
+        elif name == "config":
+            self.config_cli = str(value)
+            self._data = None
+        elif name == "no_progress":
+            self.progress = not value
+        else:
+            setattr(self, name, value)
+        self._ui = None
+
+    @property
+    def ui(self) -> Ui:
+        if self._ui is None:
+            stdout, stderr = self._streams
+            self._ui = Ui(
+                quiet=self.quiet,
+                verbose=self.verbose,
+                progress=self.progress,
+                color=self.color,
+                stdout=stdout,
+                stderr=stderr,
+            )
+            self._ui.json_errors = self.json_errors
+        return self._ui
+
+    # -- configuration ----------------------------------------------------
     @property
     def config_path(self) -> Path:
         return config.config_path(self.config_cli)
 
     def data(self) -> dict[str, Any]:
         if self._data is None:
-            self._data = config.load(self.config_path, warn=self.ui.warn)
+            path = self.config_path
+            if self.config_cli and not self.writes_config and not path.exists():
+                raise ConfigError(
+                    f"config file {path} (given with --config) does not exist",
+                    hint=f"check the path, or create it with `recfetch --config {path} PROVIDER login`",
+                )
+            self._data = config.load(path, warn=self.ui.warn)
+            from recfetch.cli._config_check import unknown_keys
+
+            for warning in unknown_keys(path, self._data):
+                self.ui.warn(warning)
         return self._data
 
     @property
@@ -86,6 +157,7 @@ class Runtime:
             self.check_profile()
         values = config.materialize(resolved)
         cls.check_settings(values)
+        check_base_url(cls.name, values.get("base_url"))
         return cls(
             values,
             profile=self.profile,
@@ -97,31 +169,104 @@ class Runtime:
         )
 
 
-_current = Runtime()
+def check_base_url(provider: str, url: str | None) -> None:
+    """A base_url must be a whole http(s) URL; ConfigError (exit 5) naming it and the fix."""
+    if not url:
+        return
+    parts = urlsplit(url)
+    problem = None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problem = "is not an http(s) URL"
+    else:
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            problem = "has a port that is not a number"
+    if problem:
+        fixed = url if "://" in url else f"https://{url}"
+        where = (
+            f"RECFETCH_{provider.upper()}_BASE_URL or "
+            if os.environ.get(f"RECFETCH_{provider.upper()}_BASE_URL")
+            else ""
+        )
+        raise ConfigError(
+            f"{provider}: base_url {url!r} {problem}",
+            hint=f"give the whole URL, with scheme and a numeric port, in {where}"
+            f"`recfetch config set {provider}.base_url {fixed}`",
+        )
 
 
-def current() -> Runtime:
-    return _current
+def runtime(ctx: typer.Context) -> Runtime:
+    """The invocation's `Runtime` (put on the root context's ``obj`` by the root group)."""
+    found = ctx.find_object(Runtime)
+    return found if found is not None else ctx.ensure_object(Runtime)
 
 
-def set_current(runtime: Runtime) -> None:
-    global _current
-    _current = runtime
+def reported(command: Callable[P, int | None]) -> Callable[P, None]:
+    """Wrap a Typer command taking ``ctx: typer.Context``: errors and returned codes become exits."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        ctx = kwargs.get("ctx")
+        if ctx is None:
+            raise TypeError(f"{command.__name__} must take `ctx: typer.Context`")
+        call_reported(runtime(ctx), command, *args, **kwargs)  # type: ignore[arg-type]
+
+    return wrapper
+
+
+def call_reported(rt: Runtime, body: Callable[..., int | None], *args: Any, **kwargs: Any) -> None:
+    """Run ``body``; a RecfetchError -> one line (or JSON) on stderr and its exit code."""
+    try:
+        code = body(*args, **kwargs)
+    except RecfetchError as exc:
+        rt.ui.error(exc)
+        raise typer.Exit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        rt.ui.error(InterruptedError_("interrupted; partial files were kept as .part"))
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except typer.Exit:
+        raise
+    except BrokenPipeError:
+        # The reader went away (`list --jsonl | head`); sockets never get here (httpx wraps their
+        # errors). Not worth a message: exit as a process killed by SIGPIPE would.
+        _silence_stdout(rt.ui.stdout)
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
+    except Exception as exc:  # a bug: never show locals, credentials live there
+        report_internal(rt.ui, exc)
+        raise typer.Exit(int(ExitCode.INTERNAL)) from None
+    if code:
+        raise typer.Exit(int(code))
+
+
+def report_internal(ui: Ui, exc: BaseException) -> None:
+    """An unexpected exception: a scrubbed one-liner (and the traceback with -v)."""
+    if ui.verbose:
+        ui.stderr.write(scrub("".join(traceback.format_exception(exc))))
+    ui.error(
+        RecfetchError(
+            f"internal error: {type(exc).__name__}: {scrub(str(exc))}",
+            hint="run again with -v for a traceback and report it",
+        )
+    )
 
 
 def setup_logging(verbose: int) -> None:
     logger = logging.getLogger("recfetch")
     for handler in list(logger.handlers):
-        if getattr(handler, "_recfetch_stderr", False):
+        if isinstance(handler, _StderrHandler):
             logger.removeHandler(handler)
     if verbose:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler(sys.stderr)
         handler.setFormatter(_ScrubbingFormatter("%(name)s: %(message)s"))
-        handler._recfetch_stderr = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
     else:
         logger.setLevel(logging.WARNING)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The -v handler (a class of its own so a second setup replaces it instead of adding one)."""
 
 
 class _ScrubbingFormatter(logging.Formatter):
@@ -148,39 +293,6 @@ def signals_stop(stop: threading.Event) -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
-
-
-def run(body: Callable[[], T]) -> T:
-    """Run a command body: RecfetchError -> one line (or JSON) on stderr and its exit code."""
-    rt = current()
-    try:
-        return body()
-    except RecfetchError as exc:
-        rt.ui.error(exc)
-        raise typer.Exit(int(exc.exit_code)) from None
-    except KeyboardInterrupt:
-        rt.ui.error(InterruptedError_("interrupted; partial files were kept as .part"))
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    except typer.Exit:
-        raise
-    except BrokenPipeError:
-        # The reader went away (`list --jsonl | head`); sockets never get here (httpx wraps their
-        # errors). Not worth a message: exit as a process killed by SIGPIPE would (128 + 13).
-        _silence_stdout(rt.ui.stdout)
-        raise typer.Exit(EXIT_BROKEN_PIPE) from None
-    except Exception as exc:  # a bug: never show locals, credentials live there
-        if rt.ui.verbose:
-            rt.ui.stderr.write(scrub("".join(traceback.format_exception(exc))))
-        rt.ui.error(
-            RecfetchError(
-                f"internal error: {type(exc).__name__}: {scrub(str(exc))}",
-                hint="run again with -v for a traceback and report it",
-            )
-        )
-        raise typer.Exit(int(ExitCode.INTERNAL)) from None
-
-
-EXIT_BROKEN_PIPE = 141
 
 
 def _silence_stdout(stream: Any) -> None:

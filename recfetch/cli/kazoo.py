@@ -7,7 +7,7 @@ from typing import Annotated, cast
 import typer
 
 from recfetch.cli._factory import Flag, Format, build_provider_app, fmt_of
-from recfetch.cli._runtime import current, run
+from recfetch.cli._runtime import reported, runtime
 from recfetch.output import write_one
 from recfetch.providers.kazoo import Kazoo, parse_tags
 
@@ -45,7 +45,9 @@ app = build_provider_app(
 
 
 @app.command("tag")
+@reported
 def tag(
+    ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Recording id (the `ref` field of `list`).", show_default=False)],
     pairs: Annotated[
         list[str],
@@ -62,15 +64,10 @@ def tag(
 ) -> None:
     """Store KEY=VALUE pairs in the recording's user_metadata (PATCH; needs Kazoo 5.x)."""
     fmt = fmt_of({"format": format, "json_": json_, "jsonl": jsonl})
-    current().ui.json_errors = fmt in ("json", "jsonl")
-
-    def body() -> None:
-        rt = current()
-        metadata = parse_tags(pairs)
-        provider = cast(Kazoo, rt.provider("kazoo"))
-        try:
-            write_one(rt.ui, provider.tag(ref, metadata).to_dict(), fmt)
-        finally:
-            provider.close()
-
-    run(body)
+    rt = runtime(ctx)
+    metadata = parse_tags(pairs)
+    provider = cast(Kazoo, rt.provider("kazoo"))
+    try:
+        write_one(rt.ui, provider.tag(ref, metadata).to_dict(), fmt)
+    finally:
+        provider.close()

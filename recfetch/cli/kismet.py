@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from recfetch.cli._factory import Flag, Format, build_provider_app, fmt_of
-from recfetch.cli._runtime import current, run
+from recfetch.cli._runtime import Runtime, reported, runtime
 from recfetch.output import write_records
 from recfetch.providers.kismet import KismetProvider
 
@@ -48,34 +48,31 @@ JsonlOpt = Annotated[bool, typer.Option("--jsonl", help="Shortcut for --format j
 
 
 def _emit(
+    rt: Runtime,
     fmt: str,
     produce: Callable[[KismetProvider], Iterator[dict[str, Any]]],
     columns: tuple[str, ...],
     empty: str,
 ) -> None:
-    rt = current()
-    rt.ui.json_errors = fmt in ("json", "jsonl")
-
-    def body() -> None:
-        provider = rt.provider("kismet")
-        assert isinstance(provider, KismetProvider)
-        try:
-            records = produce(provider)
-            if fmt == "table":  # write_records would say "no recordings matched"
-                first = next(records, None)
-                if first is None:
-                    rt.ui.info(empty)
-                    return
-                records = itertools.chain([first], records)
-            write_records(rt.ui, records, fmt, columns=columns)
-        finally:
-            provider.close()
-
-    run(body)
+    provider = rt.provider("kismet")
+    assert isinstance(provider, KismetProvider)
+    try:
+        records = produce(provider)
+        if fmt == "table":  # write_records would say "no recordings matched"
+            first = next(records, None)
+            if first is None:
+                rt.ui.info(empty)
+                return
+            records = itertools.chain([first], records)
+        write_records(rt.ui, records, fmt, columns=columns)
+    finally:
+        provider.close()
 
 
 @app.command("users", help="List the organization's users (their ids are what --user takes).")
+@reported
 def users(
+    ctx: typer.Context,
     email: Annotated[
         str | None, typer.Option("--email", help="Only users matching this email.", metavar="EMAIL")
     ] = None,
@@ -84,15 +81,17 @@ def users(
     jsonl: JsonlOpt = False,
 ) -> None:
     fmt = fmt_of({"format": format, "json_": json_, "jsonl": jsonl})
-    _emit(fmt, lambda p: p.iter_users(email=email), USER_COLUMNS, "no users matched")
+    _emit(runtime(ctx), fmt, lambda p: p.iter_users(email=email), USER_COLUMNS, "no users matched")
 
 
 @app.command("calls", help="List one user's calls, ended or not (their ids are what --call takes).")
+@reported
 def calls(
+    ctx: typer.Context,
     user: Annotated[str, typer.Option("--user", help="Organization user id.", metavar="ID")],
     format: FormatOpt = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
     fmt = fmt_of({"format": format, "json_": json_, "jsonl": jsonl})
-    _emit(fmt, lambda p: p.iter_calls(user), CALL_COLUMNS, f"user {user} has no calls")
+    _emit(runtime(ctx), fmt, lambda p: p.iter_calls(user), CALL_COLUMNS, f"user {user} has no calls")

@@ -11,7 +11,8 @@ import typer
 from typer.main import get_command_name
 
 from recfetch import config
-from recfetch.cli._runtime import Runtime, current, run
+from recfetch.cli import _complete
+from recfetch.cli._runtime import check_base_url, reported, runtime
 from recfetch.errors import UsageError
 from recfetch.providers import NAMES, get_provider, registry
 from recfetch.redact import mask
@@ -22,60 +23,61 @@ config_app = typer.Typer(
 
 
 @config_app.command("path")
-def config_path() -> None:
+@reported
+def config_path(ctx: typer.Context) -> None:
     """Print the path of the config file in use."""
-    run(lambda: current().ui.line(str(current().config_path)))
+    rt = runtime(ctx)
+    rt.ui.line(str(rt.config_path))
 
 
 @config_app.command("show")
+@reported
 def config_show(
+    ctx: typer.Context,
     provider: Annotated[str | None, typer.Argument(help="Only this provider.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
     """Print every setting of the active profile with its source; secrets are masked."""
 
-    def body() -> None:
-        rt = current()
-        data = rt.data()
-        profile, profile_source = config.active_profile(rt.profile_cli, data)
-        rt.check_profile()
-        names = [_provider_name(provider)] if provider else list(registry())
-        doc: dict[str, object] = {
-            "config": str(rt.config_path),
-            "state_dir": str(config.state_dir()),
-            "profile": profile,
-            "profile_source": profile_source,
-            "providers": {},
-        }
-        lines = [
-            f"config: {rt.config_path}",
-            f"state: {config.state_dir()}",
-            f"profile: {profile} ({profile_source})",
-        ]
-        for name in names:
-            cls = get_provider(name)
-            resolved = rt.settings(cls)
-            entries = {}
-            lines.append(f"[{name}]")
-            for key, item in resolved.items():
-                secret = config.is_secret_key(key)
-                if item.source.startswith("cmd:"):
-                    shown, source = f"<from {key}_cmd>", "cmd"
-                elif item.value is None:
-                    shown, source = None, "unset"
-                else:
-                    shown = mask(item.value) if secret else item.value
-                    source = item.source
-                entries[key] = {"value": shown, "source": source, "secret": secret}
-                lines.append(f"  {key} = {shown if shown is not None else '(not set)'}  [{source}]")
-            doc["providers"][name] = entries  # type: ignore[index]
-        if as_json:
-            rt.ui.line(json.dumps(doc, indent=2))
-        else:
-            for line in lines:
-                rt.ui.line(line)
-
-    run(body)
+    rt = runtime(ctx)
+    data = rt.data()
+    profile, profile_source = config.active_profile(rt.profile_cli, data)
+    rt.check_profile()
+    names = [_provider_name(provider)] if provider else list(registry())
+    doc: dict[str, object] = {
+        "config": str(rt.config_path),
+        "state_dir": str(config.state_dir()),
+        "profile": profile,
+        "profile_source": profile_source,
+        "providers": {},
+    }
+    lines = [
+        f"config: {rt.config_path}",
+        f"state: {config.state_dir()}",
+        f"profile: {profile} ({profile_source})",
+    ]
+    for name in names:
+        cls = get_provider(name)
+        resolved = rt.settings(cls)
+        entries = {}
+        lines.append(f"[{name}]")
+        for key, item in resolved.items():
+            secret = config.is_secret_key(key)
+            if item.source.startswith("cmd:"):
+                shown, source = f"<from {key}_cmd>", "cmd"
+            elif item.value is None:
+                shown, source = None, "unset"
+            else:
+                shown = mask(item.value) if secret else item.value
+                source = item.source
+            entries[key] = {"value": shown, "source": source, "secret": secret}
+            lines.append(f"  {key} = {shown if shown is not None else '(not set)'}  [{source}]")
+        doc["providers"][name] = entries  # type: ignore[index]
+    if as_json:
+        rt.ui.line(json.dumps(doc, indent=2))
+    else:
+        for line in lines:
+            rt.ui.line(line)
 
 
 def _provider_name(name: str) -> str:
@@ -97,85 +99,81 @@ def _check_key(provider: str, key: str) -> None:
         )
 
 
-def _warn_comments(rt: Runtime) -> None:
-    path = rt.config_path
-    if config.has_comments(path):
-        rt.ui.warn(f"warning: {path} is rewritten from its settings; its comments are not kept")
-
-
 @config_app.command("set")
+@reported
 def config_set(
-    key: Annotated[str, typer.Argument(help="PROVIDER.KEY, e.g. kazoo.base_url")],
+    ctx: typer.Context,
+    key: Annotated[
+        str, typer.Argument(help="PROVIDER.KEY, e.g. kazoo.base_url", autocompletion=_complete.config_keys)
+    ],
     value: Annotated[str, typer.Argument(help="The value (use `login` for secrets: it hides input).")],
 ) -> None:
-    """Set one setting in the active profile (the file is rewritten; comments are not kept)."""
+    """Set one setting in the active profile (comments and layout of the file are kept)."""
 
-    def body() -> None:
-        rt = current()
-        provider, name = config.split_dotted(key)
-        provider = _provider_name(provider)
-        _check_key(provider, name)
-        if config.is_secret_key(name) and not name.endswith("_cmd"):
-            rt.ui.warn(
-                f"warning: a secret on the command line stays in your shell history; "
-                f"`recfetch {provider} login` asks for it with hidden input"
-            )
-        _warn_comments(rt)
-        config.set_value(rt.config_path, rt.profile, provider, name, value)
-        rt.ui.info(f"set {provider}.{name} in profile {rt.profile!r} ({rt.config_path})")
-
-    run(body)
+    rt = runtime(ctx)
+    rt.writes_config = True
+    provider, name = config.split_dotted(key)
+    provider = _provider_name(provider)
+    _check_key(provider, name)
+    if config.is_secret_key(name) and not name.endswith("_cmd"):
+        rt.ui.warn(
+            f"warning: a secret on the command line stays in your shell history; "
+            f"`recfetch {provider} login` asks for it with hidden input"
+        )
+    if name == "base_url":
+        check_base_url(provider, value)
+    config.set_value(rt.config_path, rt.profile, provider, name, value)
+    rt.ui.info(f"set {provider}.{name} in profile {rt.profile!r} ({rt.config_path})")
 
 
 @config_app.command("unset")
+@reported
 def config_unset(
-    key: Annotated[str, typer.Argument(help="PROVIDER.KEY, e.g. kazoo.api_key")],
+    ctx: typer.Context,
+    key: Annotated[
+        str, typer.Argument(help="PROVIDER.KEY, e.g. kazoo.api_key", autocompletion=_complete.config_keys)
+    ],
 ) -> None:
-    """Remove one setting from the active profile (the file is rewritten; comments are not kept)."""
+    """Remove one setting from the active profile (comments and layout of the file are kept)."""
 
-    def body() -> None:
-        rt = current()
-        provider, name = config.split_dotted(key)
-        provider = _provider_name(provider)
-        _check_key(provider, name)
-        if name not in config.profile_table(rt.data(), rt.profile, provider):
-            rt.ui.info(f"{provider}.{name} is not set in profile {rt.profile!r}; nothing to do")
-            return
-        _warn_comments(rt)
-        config.set_value(rt.config_path, rt.profile, provider, name, None)
-        rt.ui.info(f"unset {provider}.{name} in profile {rt.profile!r}")
-
-    run(body)
+    rt = runtime(ctx)
+    provider, name = config.split_dotted(key)
+    provider = _provider_name(provider)
+    _check_key(provider, name)
+    if name not in config.profile_table(rt.data(), rt.profile, provider):
+        rt.ui.info(f"{provider}.{name} is not set in profile {rt.profile!r}; nothing to do")
+        return
+    config.set_value(rt.config_path, rt.profile, provider, name, None)
+    rt.ui.info(f"unset {provider}.{name} in profile {rt.profile!r}")
 
 
+@reported
 def providers_cmd(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
     """List the providers, their verbs and whether the active profile configures them."""
 
-    def body() -> None:
-        rt = current()
-        items = []
-        for name, cls in registry().items():
-            values = {
-                k: v.value or ("cmd" if v.source.startswith("cmd:") else None)
-                for k, v in rt.settings(cls).items()
-            }
-            configured = all(values.get(s.key) for s in cls.settings if s.required)
-            try:
-                cls.check_settings({k: v for k, v in values.items() if v})
-            except Exception:
-                configured = False
-            verbs = _verbs(name, cls.extra_verbs)
-            items.append({"provider": name, "title": cls.title, "verbs": verbs, "configured": configured})
-        if as_json:
-            rt.ui.line(json.dumps({"profile": rt.profile, "items": items}, indent=2))
-            return
-        for item in items:
-            mark = "configured" if item["configured"] else "not configured"
-            rt.ui.line(f"{item['provider']:<12} {mark:<15} {' '.join(item['verbs'])}")
-
-    run(body)
+    rt = runtime(ctx)
+    items = []
+    for name, cls in registry().items():
+        values = {
+            k: v.value or ("cmd" if v.source.startswith("cmd:") else None)
+            for k, v in rt.settings(cls).items()
+        }
+        configured = all(values.get(s.key) for s in cls.settings if s.required)
+        try:
+            cls.check_settings({k: v for k, v in values.items() if v})
+        except Exception:
+            configured = False
+        verbs = _verbs(name, cls.extra_verbs)
+        items.append({"provider": name, "title": cls.title, "verbs": verbs, "configured": configured})
+    if as_json:
+        rt.ui.line(json.dumps({"profile": rt.profile, "items": items}, indent=2))
+        return
+    for item in items:
+        mark = "configured" if item["configured"] else "not configured"
+        rt.ui.line(f"{item['provider']:<12} {mark:<15} {' '.join(item['verbs'])}")
 
 
 COMMON_VERBS = ("login", "list", "show", "url", "download", "pull")
@@ -200,14 +198,27 @@ def _verbs(name: str, declared: tuple[str, ...]) -> list[str]:
 
 
 COMPLETION_FILES = {"bash": "recfetch.bash", "zsh": "_recfetch", "fish": "recfetch.fish"}
-_GENERATED = "Generated by `recfetch completions --output-dir completions` (Typer's completion machinery)."
+_GENERATED = "Generated by `recfetch completions --output-dir completions` (_RECFETCH_COMPLETE protocol)."
 
 
 def completion_script(shell: str) -> str:
-    """Typer's completion script for ``shell``; it calls back into `recfetch` with _RECFETCH_COMPLETE."""
-    from typer._completion_shared import get_completion_script
+    """The completion script for ``shell``, as recfetch prints it for `_RECFETCH_COMPLETE=source_<shell>`.
 
-    script = get_completion_script(prog_name="recfetch", complete_var="_RECFETCH_COMPLETE", shell=shell)
+    That environment variable is the documented completion protocol: the script calls back
+    into `recfetch` with `_RECFETCH_COMPLETE=complete_<shell>` on every TAB.
+    """
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "_RECFETCH_COMPLETE": f"source_{shell}"}
+    script = subprocess.run(
+        [sys.executable, "-c", "from recfetch.cli import main; main()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip("\n")
     note = f"# {_GENERATED} Do not edit."
     if shell == "zsh":
         # `#compdef` must stay the first line for compinit. When compinit autoloads this file
@@ -219,7 +230,9 @@ def completion_script(shell: str) -> str:
     return f"{note}\n{script.rstrip()}\n"
 
 
+@reported
 def completions_cmd(
+    ctx: typer.Context,
     shell: Annotated[str | None, typer.Argument(help="bash, zsh or fish (omit with --output-dir).")] = None,
     output_dir: Annotated[
         Path | None,
@@ -228,25 +241,22 @@ def completions_cmd(
 ) -> None:
     """Print a shell completion script, or write all three into a directory."""
 
-    def body() -> None:
-        rt = current()
-        if output_dir is None:
-            if shell not in COMPLETION_FILES:
-                raise UsageError(
-                    f"unknown shell {shell!r}" if shell else "name a shell",
-                    hint="one of: bash, zsh, fish (or --output-dir DIR for all three)",
-                )
-            rt.ui.stdout.write(completion_script(shell))
-            rt.ui.stdout.flush()
-            return
-        if shell is not None:
-            raise UsageError("give either a shell or --output-dir, not both")
-        output_dir.mkdir(parents=True, exist_ok=True)
-        for name, filename in COMPLETION_FILES.items():
-            (output_dir / filename).write_text(completion_script(name), encoding="utf-8")
-            rt.ui.line(str(output_dir / filename))
-
-    run(body)
+    rt = runtime(ctx)
+    if output_dir is None:
+        if shell not in COMPLETION_FILES:
+            raise UsageError(
+                f"unknown shell {shell!r}" if shell else "name a shell",
+                hint="one of: bash, zsh, fish (or --output-dir DIR for all three)",
+            )
+        rt.ui.stdout.write(completion_script(shell))
+        rt.ui.stdout.flush()
+        return
+    if shell is not None:
+        raise UsageError("give either a shell or --output-dir, not both")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name, filename in COMPLETION_FILES.items():
+        (output_dir / filename).write_text(completion_script(name), encoding="utf-8")
+        rt.ui.line(str(output_dir / filename))
 
 
 def register(app: typer.Typer) -> None:

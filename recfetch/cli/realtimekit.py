@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from recfetch.cli._factory import Flag, Format, build_provider_app, fmt_of
-from recfetch.cli._runtime import current, run
+from recfetch.cli._runtime import Runtime, reported, runtime
 from recfetch.output import write_one
 from recfetch.providers.base import Recording
 from recfetch.providers.realtimekit import STATUSES, RealtimeKit
@@ -70,21 +70,15 @@ RefArg = Annotated[
 ]
 
 
-def _one(fmt: str, action: Callable[[RealtimeKit], Recording]) -> None:
+def _one(rt: Runtime, fmt: str, action: Callable[[RealtimeKit], Recording]) -> None:
     """Run ``action`` against the profile's RealtimeKit and print the record it returns."""
-    rt = current()
-    rt.ui.json_errors = fmt in ("json", "jsonl")
-
-    def body() -> None:
-        provider = rt.provider(RealtimeKit.name)
-        try:
-            assert isinstance(provider, RealtimeKit)
-            recording = action(provider)
-        finally:
-            provider.close()
-        write_one(rt.ui, recording.to_dict(), fmt)
-
-    run(body)
+    provider = rt.provider(RealtimeKit.name)
+    try:
+        assert isinstance(provider, RealtimeKit)
+        recording = action(provider)
+    finally:
+        provider.close()
+    write_one(rt.ui, recording.to_dict(), fmt)
 
 
 def _fmt(format: Format | None, json_: bool, jsonl: bool) -> str:
@@ -93,18 +87,22 @@ def _fmt(format: Format | None, json_: bool, jsonl: bool) -> str:
 
 
 @app.command("active")
+@reported
 def active(
+    ctx: typer.Context,
     meeting_id: Annotated[str, typer.Argument(help="The meeting's UUID.", show_default=False)],
     format: FormatOpt = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
     """Show the meeting's active recording (exit 6 when there is none)."""
-    _one(_fmt(format, json_, jsonl), lambda p: p.active_recording(meeting_id))
+    _one(runtime(ctx), _fmt(format, json_, jsonl), lambda p: p.active_recording(meeting_id))
 
 
 @app.command("start")
+@reported
 def start(
+    ctx: typer.Context,
     meeting: Annotated[
         str, typer.Option("--meeting", help="The meeting's UUID.", metavar="ID", show_default=False)
     ],
@@ -134,6 +132,7 @@ def start(
 ) -> None:
     """Start recording a meeting and print the new recording."""
     _one(
+        runtime(ctx),
         _fmt(format, json_, jsonl),
         lambda p: p.start_recording(
             meeting,
@@ -147,13 +146,15 @@ def start(
 
 
 def _control(action: str, doc: str) -> None:
+    @reported
     def command(
+        ctx: typer.Context,
         ref: RefArg,
         format: FormatOpt = None,
         json_: JsonOpt = False,
         jsonl: JsonlOpt = False,
     ) -> None:
-        _one(_fmt(format, json_, jsonl), lambda p: p.control(ref, action))
+        _one(runtime(ctx), _fmt(format, json_, jsonl), lambda p: p.control(ref, action))
 
     command.__doc__ = doc
     command.__name__ = action

@@ -9,14 +9,16 @@ from typing import Annotated
 import typer
 
 from recfetch import manifest as manifest_mod
-from recfetch.cli._runtime import current, run
+from recfetch.cli._runtime import reported, runtime
 from recfetch.errors import ExitCode
 from recfetch.output import SCHEMA_VERSION
 
 _LABELS = {"ok": "ok", "missing": "MISSING", "changed": "CHANGED", "invalid": "INVALID"}
 
 
+@reported
 def verify(
+    ctx: typer.Context,
     manifest: Annotated[
         Path,
         typer.Argument(help="A manifest written by --manifest (JSONL).", show_default=False, dir_okay=False),
@@ -24,47 +26,39 @@ def verify(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON document with every file's result.")
     ] = False,
-) -> None:
+) -> int:
     """Re-hash every file a manifest lists; report missing or changed files (exit 8 if any)."""
-    if as_json:
-        current().ui.json_errors = True
-
-    def body() -> int:
-        rt = current()
-        counts = {"ok": 0, "missing": 0, "changed": 0, "invalid": 0}
-        items = []
-        for check in manifest_mod.verify(manifest):
-            counts[check.status] += 1
-            if as_json:
-                items.append(check.to_dict())
-                continue
-            if check.status == "ok":
-                if rt.ui.verbose:
-                    rt.ui.line(f"ok       {check.path}")
-                continue
-            where = check.path or f"{manifest}:{check.line}"
-            rt.ui.line(f"{_LABELS[check.status]:<8} {where}  ({check.detail})")
-        bad = counts["missing"] + counts["changed"] + counts["invalid"]
-        code = int(ExitCode.TRANSFER) if bad else 0
-        summary = {**counts, "files": counts["ok"] + counts["missing"] + counts["changed"], "exit_code": code}
+    rt = runtime(ctx)
+    counts = {"ok": 0, "missing": 0, "changed": 0, "invalid": 0}
+    items = []
+    for check in manifest_mod.verify(manifest):
+        counts[check.status] += 1
         if as_json:
-            rt.ui.line(
-                json.dumps({"schema_version": SCHEMA_VERSION, "items": items, "summary": summary}, indent=2)
-            )
-        text = (
-            f"verified {summary['files']} file(s) from {manifest}: {counts['ok']} ok, "
-            f"{counts['missing']} missing, {counts['changed']} changed"
-            + (f", {counts['invalid']} unreadable line(s)" if counts["invalid"] else "")
+            items.append(check.to_dict())
+            continue
+        if check.status == "ok":
+            if rt.ui.verbose:
+                rt.ui.line(f"ok       {check.path}")
+            continue
+        where = check.path or f"{manifest}:{check.line}"
+        rt.ui.line(f"{_LABELS[check.status]:<8} {where}  ({check.detail})")
+    bad = counts["missing"] + counts["changed"] + counts["invalid"]
+    code = int(ExitCode.TRANSFER) if bad else 0
+    summary = {**counts, "files": counts["ok"] + counts["missing"] + counts["changed"], "exit_code": code}
+    if as_json:
+        rt.ui.line(
+            json.dumps({"schema_version": SCHEMA_VERSION, "items": items, "summary": summary}, indent=2)
         )
-        if bad:
-            rt.ui.err.print(text, style="red", markup=False)
-        else:
-            rt.ui.info(text)
-        return code
-
-    code = run(body)
-    if code:
-        raise typer.Exit(code)
+    text = (
+        f"verified {summary['files']} file(s) from {manifest}: {counts['ok']} ok, "
+        f"{counts['missing']} missing, {counts['changed']} changed"
+        + (f", {counts['invalid']} unreadable line(s)" if counts["invalid"] else "")
+    )
+    if bad:
+        rt.ui.err.print(text, style="red", markup=False)
+    else:
+        rt.ui.info(text)
+    return code
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,9 @@ __all__ = ["FileResult", "NullReporter", "Reporter"]
 class Reporter(Protocol):
     """Progress sink; `recfetch.output` draws bars, tests record calls."""
 
+    def file_planned(self, key: str, size: int | None) -> None:
+        """The batch will fetch this recording (sent as the listing streams: totals grow)."""
+
     def file_started(self, key: str, name: str, total: int | None, completed: int) -> None: ...
 
     def file_advance(self, key: str, n: int) -> None: ...
@@ -25,6 +28,9 @@ class Reporter(Protocol):
 
 class NullReporter:
     """A Reporter that reports nothing."""
+
+    def file_planned(self, key: str, size: int | None) -> None:
+        pass
 
     def file_started(self, key: str, name: str, total: int | None, completed: int) -> None:
         pass

@@ -458,6 +458,7 @@ class BatchRunner:
             self.result.truncated = True
             return False
         if isinstance(decision, Fetch):
+            self.downloader.reporter.file_planned(item.ref, item.size_bytes)  # the display's totals
             self._submit(pool, self._fetch, item, decision.path)
         elif (
             decision.reason is SkipReason.IN_ARCHIVE and self.sinks.acts_on_archived and not self.opts.dry_run

@@ -1,0 +1,281 @@
+"""The root Typer app: global options accepted anywhere, one sub-app per provider, other commands.
+
+Global options (`-p/--profile`, `--config`, `-q`, `-v`, `--no-progress`, `--color`) are
+declared once, in `_global_options`, and attached to the root and to every sub-command, so
+`recfetch -q kazoo pull` and `recfetch kazoo pull -q` are the same line (SPEC §1), `--help`
+lists them on every verb and completion offers them everywhere. Their values go to the
+`Runtime` on the root context's ``obj``; none of them reaches a command function.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from recfetch import __version__
+from recfetch.cli import _complete
+from recfetch.cli._runtime import Runtime, report_internal, runtime, setup_logging
+from recfetch.providers import NAMES
+
+GLOBAL = "[global] "
+
+
+class Color(str, Enum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+def _json_requested(args: Sequence[str]) -> bool:
+    """Whether the command line asks for --json/--jsonl output (so errors must be JSON too)."""
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("--json", "--jsonl", "--format=json", "--format=jsonl"):
+            return True
+        if arg == "--format" and index + 1 < len(args) and args[index + 1] in ("json", "jsonl"):
+            return True
+    return False
+
+
+def _apply(ctx: typer.Context, param: Any, value: Any) -> Any:
+    """Hand a global option given on the line to the Runtime (defaults change nothing)."""
+    source = ctx.get_parameter_source(param.name)
+    # By name: Typer vendors its own click, so its ParameterSource is not click's enum.
+    if getattr(source, "name", "DEFAULT") == "DEFAULT":
+        return value
+    runtime(ctx).set_option(param.name, value.value if isinstance(value, Enum) else value)
+    return value
+
+
+def _global_options(
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            metavar="NAME",
+            callback=_apply,
+            expose_value=False,
+            show_default=False,
+            autocompletion=_complete.profiles,
+            help=GLOBAL + "profile to use (env RECFETCH_PROFILE; default: default_profile, else `default`).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="PATH",
+            callback=_apply,
+            expose_value=False,
+            show_default=False,
+            help=GLOBAL + "config file (env RECFETCH_CONFIG; default: the user config dir).",
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            callback=_apply,
+            expose_value=False,
+            show_default=False,
+            help=GLOBAL + "no progress, only errors.",
+        ),
+    ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            callback=_apply,
+            expose_value=False,
+            show_default=False,
+            help=GLOBAL + "debug logs on stderr (secrets redacted); repeatable.",
+        ),
+    ] = 0,
+    no_progress: Annotated[
+        bool,
+        typer.Option(
+            "--no-progress",
+            callback=_apply,
+            expose_value=False,
+            show_default=False,
+            help=GLOBAL + "never show progress bars.",
+        ),
+    ] = False,
+    color: Annotated[
+        Color,
+        typer.Option(
+            "--color",
+            callback=_apply,
+            expose_value=False,
+            show_default=False,
+            help=GLOBAL + "colour: auto (terminals, honours NO_COLOR), always or never.",
+        ),
+    ] = Color.auto,
+) -> None:
+    """Declares the global options; Typer builds their Click parameters from this signature."""
+
+
+@functools.cache
+def global_params() -> tuple[Any, ...]:
+    """The global options as Click parameters (built once, shared by every command)."""
+    holder = typer.Typer(add_completion=False)
+    holder.command()(_global_options)
+    return tuple(typer.main.get_command(holder).params)
+
+
+def with_global_options(command: Any) -> Any:
+    """Give ``command`` (and, for a group, all its sub-commands) the global options, once."""
+    params = global_params()
+    if params[0] not in command.params:
+        command.params.extend(params)
+    for sub in getattr(command, "commands", {}).values():
+        with_global_options(sub)
+    return command
+
+
+class _RootGroup(TyperGroup):
+    """The root command: a Runtime on ``ctx.obj``, global options on every sub-command, and
+    Click's usage errors as one JSON object in --json/--jsonl mode."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        with_global_options(self)
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        if "obj" not in extra:
+            setup_logging(0)  # an in-process rerun (tests) must not inherit the last run's -v
+            extra["obj"] = Runtime(json_errors=_json_requested(args))
+        return super().make_context(info_name, args, parent, **extra)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        return None if command is None else with_global_options(command)
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        items = super().shell_complete(ctx, incomplete)
+        # The alias is hidden from help (one line per provider) but completes, as SPEC §8 asks.
+        if "cloudflare".startswith(incomplete) and not incomplete.startswith("-"):
+            items.append(type(items[0])("cloudflare") if items else _item("cloudflare"))
+        return items
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            sys.stderr.write("error: aborted\n")
+            sys.exit(1)
+        except Exception as exc:
+            if not _is_usage_error(exc):
+                # A bug outside a command body (the parsing itself may be what failed): -v is
+                # read from the line, and the message is scrubbed of secrets as always.
+                rt = Runtime(json_errors=_json_requested(argv))
+                rt.verbose = sum(_verbosity(arg) for arg in argv)
+                report_internal(rt.ui, exc)
+                sys.exit(1)
+            _show_usage_error(exc, argv)
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _verbosity(arg: str) -> int:
+    if arg == "--verbose":
+        return 1
+    return len(arg) - 1 if arg.startswith("-v") and set(arg[1:]) == {"v"} else 0
+
+
+def _item(value: str) -> Any:
+    from typer.core import CompletionItem
+
+    return CompletionItem(value)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Click's own errors (bad option, bad value, missing argument) carry an exit code and `show`."""
+    return isinstance(getattr(exc, "exit_code", None), int) and callable(getattr(exc, "show", None))
+
+
+def _show_usage_error(exc: Exception, argv: list[str]) -> None:
+    if not _json_requested(argv):
+        exc.show()  # type: ignore[attr-defined]
+        return
+    ctx = getattr(exc, "ctx", None)
+    words = (ctx.command_path.split() if ctx is not None else [])[1:2]
+    provider = words[0] if words and words[0] in NAMES else None
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    payload = {
+        "type": "error",
+        "code": "USAGE",
+        "message": f"{exc.format_message()}{where}",  # type: ignore[attr-defined]
+        "provider": provider,
+        "http_status": None,
+        "retryable": False,
+    }
+    sys.stderr.write(json.dumps(payload) + "\n")
+    sys.stderr.flush()
+
+
+app = typer.Typer(
+    name="recfetch",
+    cls=_RootGroup,
+    help="List and download call recordings from Kismet, Cloudflare RealtimeKit, Kazoo, Kaleyra and Bird.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"recfetch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """List and download call recordings from five providers' REST APIs."""
+
+
+def _register() -> None:
+    import importlib
+
+    for name in NAMES:
+        module = importlib.import_module(f"recfetch.cli.{name}")
+        app.add_typer(module.app, name=name)
+        if name == "realtimekit":
+            app.add_typer(module.app, name="cloudflare", hidden=True)
+    from recfetch.cli import misc
+
+    misc.register(app)
+
+
+_register()
