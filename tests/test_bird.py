@@ -212,9 +212,9 @@ def test_url_takes_the_307_location_without_following_it(
     assert httpx.get(doc["url"]).content == bird.content(rid)
 
 
-def test_url_of_a_recording_still_processing_exits_2(bird: BirdStandIn, cli: Any) -> None:
+def test_url_of_a_recording_still_processing_exits_6(bird: BirdStandIn, cli: Any) -> None:
     res = cli("bird", "url", bird.ids(status="accepted")[0])
-    assert res.exit_code == 2 and "no file to download" in res.stderr
+    assert res.exit_code == 6 and "no file to download" in res.stderr  # SPEC §5: exists, no file
     assert bird.mp3_calls == 0
 
 
