@@ -360,7 +360,7 @@ def test_url_json_gives_url_and_expiry_within_15_minutes(cli: Any, kismet: Any) 
 def test_url_of_a_recording_without_a_file_mints_nothing(cli: Any, kismet: Any) -> None:
     for ref in not_ready_refs(kismet):
         result = cli("kismet", "url", ref)
-        assert result.exit_code == 2, result.output
+        assert result.exit_code == 6, result.output  # SPEC §5: it exists, its file does not
         assert "has no file" in result.stderr and result.stdout == ""
     assert kismet.audit_counts == {}
 

@@ -276,7 +276,7 @@ def test_url_audio_without_an_audio_export_exits_6_with_the_fix(cli: Any, rtk: A
 
 def test_url_of_a_recording_without_a_file_is_refused(cli: Any, rtk: Any) -> None:
     result = cli("realtimekit", "url", rtk.ids(status="RECORDING")[0])
-    assert result.exit_code == 2 and "still recording" in result.stderr and result.stdout == ""
+    assert result.exit_code == 6 and "still recording" in result.stderr and result.stdout == ""
 
 
 # ---------------------------------------------------------------------------
