@@ -118,3 +118,135 @@ def test_fish_completion_completes_a_provider_and_its_verbs(tmp_path: Path) -> N
     providers, verbs = proc.stdout.split("---\n")
     assert [line.split("\t")[0] for line in providers.splitlines()] == ["kazoo"]
     assert [line.split("\t")[0] for line in verbs.splitlines()] == ["tag"]
+
+
+# ---------------------------------------------------------------------------
+# a TAB is answered from the command tree kept as data (fast, no Typer/Rich/httpx)
+
+HEAVY = ("typer", "rich", "httpx", "httpcore", "recfetch.providers", "recfetch.download")
+PROBE = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: sys.stderr.write(repr(sorted({m for m in sys.modules "
+    f"if m.startswith({HEAVY!r})}})) + '\\n'))\n"
+    "from recfetch.cli import main\n"
+    "main()\n"
+)
+
+
+def _run(code: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_committed_completion_spec_matches_the_app() -> None:
+    import json
+
+    from recfetch.cli import misc
+    from recfetch.cli._fastcomplete import load_spec
+
+    assert load_spec() == json.loads(json.dumps(misc.completion_spec())), f"stale; run `{REGENERATE}`"
+
+
+def test_a_tab_and_version_import_no_typer_rich_httpx_or_provider() -> None:
+    tab = _run(
+        PROBE,
+        {"_RECFETCH_COMPLETE": "complete_bash", "COMP_WORDS": "recfetch kazoo pull --j", "COMP_CWORD": "3"},
+    )
+    assert tab.returncode == 0 and tab.stdout.split() == ["--jobs", "--json", "--jsonl"]
+    assert tab.stderr.strip() == "[]", tab.stderr
+    version = _run(PROBE.replace("main()", "sys.argv[1:] = ['--version']; main()"), {})
+    assert version.stdout.startswith("recfetch ") and version.stderr.strip() == "[]", version.stderr
+
+
+LINES = [
+    "recfetch ",
+    "recfetch k",
+    "recfetch kazoo ",
+    "recfetch kazoo pull --",
+    "recfetch kazoo pull -j 4 --",
+    "recfetch -p sandbox kismet list --format ",
+    "recfetch kazoo list --color a",
+    "recfetch config set bird.",
+    "recfetch config ",
+    "recfetch kismet ",
+    "recfetch c",
+    "recfetch bird list --direction ",
+    "recfetch kazoo pull -q --",
+]
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_the_fast_answer_is_what_click_itself_would_offer(line: str, config_file: Path, sandbox) -> None:
+    sandbox.write_profile(config_file, "sandbox")
+    words = line.split()
+    cword = len(words) if line.endswith(" ") else len(words) - 1
+    env = {"_RECFETCH_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(cword)}
+    fast = _run("from recfetch.cli import main; main()", env)
+    typer_app = _run("from recfetch.cli._app import app; app(prog_name='recfetch')", env)
+    assert fast.returncode == typer_app.returncode == 0, (fast.stderr, typer_app.stderr)
+    assert set(fast.stdout.split()) == set(typer_app.stdout.split())
+    assert fast.stdout.split(), line
+
+
+def test_profile_names_complete_after_p_anywhere(config_file: Path, sandbox) -> None:
+    sandbox.write_profile(config_file, "sandbox")
+    for line in ("recfetch -p ", "recfetch kazoo pull -p ", "recfetch config show --profile "):
+        words = line.split()
+        env = {"_RECFETCH_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(len(words))}
+        assert _run("from recfetch.cli import main; main()", env).stdout.split() == ["sandbox"], line
+
+
+def _zsh_complete(tmp_path: Path, line: str) -> str:
+    """Run the zsh completer as compinit would for ``line<TAB>``, with `_arguments` printing its spec."""
+    zsh = shutil.which("zsh")
+    assert zsh is not None, "zsh is needed (.ci/run installs it)"
+    words = line.split(" ")
+    script = (
+        "compdef() { : }\n"
+        '_arguments() { print -r -- "$@" }\n'
+        "_files() { print -r -- _files }\n"
+        f"source {COMPLETIONS / FILES['zsh']}\n"
+        f"words=({' '.join(repr(w) for w in words)})\n"
+        f"CURRENT={len(words)}\n"
+        "_recfetch_completion\n"
+    )
+    env = {**os.environ, "PATH": f"{_bin_with_recfetch(tmp_path)}{os.pathsep}{os.environ['PATH']}"}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run([zsh, "-f", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_zsh_completion_offers_providers_verbs_and_the_alias(tmp_path: Path) -> None:
+    providers = _zsh_complete(tmp_path, "recfetch k")
+    assert '"kazoo"' in providers and '"kismet"' in providers and '"kaleyra"' in providers
+    assert '"cloudflare"' in _zsh_complete(tmp_path, "recfetch cl")
+    assert '"tag"' in _zsh_complete(tmp_path, "recfetch kazoo t")
+    assert "--no-progress" in _zsh_complete(tmp_path, "recfetch kazoo pull --no-p")
+
+
+@pytest.mark.parametrize(
+    ("shell", "place"),
+    [
+        ("bash", ".local/share/bash-completion/completions/recfetch"),
+        ("zsh", ".zfunc/_recfetch"),
+        ("fish", ".config/fish/completions/recfetch.fish"),
+    ],
+)
+def test_install_completion_installs_the_named_shells_script(tmp_path: Path, shell: str, place: str) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}  # the parent shell does not decide
+    proc = subprocess.run(
+        [sys.executable, "-m", "recfetch", "--install-completion", shell],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / place).read_text("utf-8") == (COMPLETIONS / FILES[shell]).read_text("utf-8")
+    assert f"installed {shell} completion in {tmp_path / place}" in proc.stderr

@@ -1,12 +1,14 @@
 """recfetch's command line.
 
-`main` is the console-script entry point. It answers `--version` before importing Typer,
-Rich, httpx or any provider, so the cheapest question stays cheap; everything else goes to
-the Typer app in `recfetch.cli._app` (also reachable as ``recfetch.cli.app``).
+`main` is the console-script entry point. It answers `--version` and a shell's TAB
+(`_RECFETCH_COMPLETE=complete_<shell>`, see `_fastcomplete`) before importing Typer, Rich,
+httpx or any provider, so the cheapest questions stay cheap; everything else goes to the
+Typer app in `recfetch.cli._app` (also reachable as ``recfetch.cli.app``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -20,6 +22,11 @@ def main() -> None:
 
         sys.stdout.write(f"recfetch {__version__}\n")
         return
+    instruction = os.environ.get("_RECFETCH_COMPLETE", "")
+    if instruction.startswith("complete_"):  # a TAB: answered from the command tree kept as data
+        from recfetch.cli._fastcomplete import answer
+
+        sys.exit(answer(instruction.removeprefix("complete_")))
     from recfetch.cli._app import app
 
     app(prog_name="recfetch")

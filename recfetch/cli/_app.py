@@ -25,7 +25,7 @@ from recfetch.cli import _complete
 from recfetch.cli._runtime import Runtime, report_internal, runtime, setup_logging
 from recfetch.providers import NAMES
 
-GLOBAL = "[global] "
+GLOBAL = "(global) "
 
 
 class Color(str, Enum):
@@ -146,6 +146,9 @@ def with_global_options(command: Any) -> Any:
     return command
 
 
+TYPER_COMPLETION_PARAMS = ("install_completion", "show_completion")
+
+
 class _RootGroup(TyperGroup):
     """The root command: a Runtime on ``ctx.obj``, global options on every sub-command, and
     Click's usage errors as one JSON object in --json/--jsonl mode."""
@@ -153,6 +156,16 @@ class _RootGroup(TyperGroup):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         with_global_options(self)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        # Typer appends its own --install-completion/--show-completion, which guess the shell
+        # from the parent process and ignore a shell named after them (`--install-completion
+        # zsh` installed the bash script). The root callback declares ours (value: SHELL).
+        return [
+            p
+            for p in super().get_params(ctx)
+            if p.name not in TYPER_COMPLETION_PARAMS or p.metavar == "SHELL"
+        ]
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         if "obj" not in extra:
@@ -255,8 +268,55 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+class Shell(str, Enum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+def _install(value: Shell | None) -> None:
+    if value is None:
+        return
+    from recfetch.cli.misc import install_completion
+
+    path, note = install_completion(value.value)
+    sys.stderr.write(f"installed {value.value} completion in {path}; {note}\n")
+    raise typer.Exit()
+
+
+def _show(value: Shell | None) -> None:
+    if value is None:
+        return
+    from recfetch.cli.misc import completion_script
+
+    sys.stdout.write(completion_script(value.value))
+    raise typer.Exit()
+
+
 @app.callback()
 def root(
+    install_completion: Annotated[
+        Shell | None,
+        typer.Option(
+            "--install-completion",
+            metavar="SHELL",
+            callback=_install,
+            is_eager=True,
+            expose_value=False,
+            help="Install completion for bash, zsh or fish (and say what that shell needs).",
+        ),
+    ] = None,
+    show_completion: Annotated[
+        Shell | None,
+        typer.Option(
+            "--show-completion",
+            metavar="SHELL",
+            callback=_show,
+            is_eager=True,
+            expose_value=False,
+            help="Print the completion script for bash, zsh or fish.",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),

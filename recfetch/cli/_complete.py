@@ -14,20 +14,28 @@ import platformdirs
 
 
 def _config_path(ctx: Any) -> Path:
-    from recfetch.cli._runtime import Runtime
+    if ctx is not None:
+        from recfetch.cli._runtime import Runtime
 
-    found = ctx.find_object(Runtime) if ctx is not None else None
-    if found is not None and found.config_cli:
-        return Path(found.config_cli).expanduser()
+        found = ctx.find_object(Runtime)
+        if found is not None and found.config_cli:
+            return Path(found.config_cli).expanduser()
+    return config_file(None)
+
+
+def config_file(given: str | None) -> Path:
+    """--config, else $RECFETCH_CONFIG, else the user config dir (as `config.config_path`)."""
+    if given:
+        return Path(given).expanduser()
     env = os.environ.get("RECFETCH_CONFIG")
     if env:
         return Path(env).expanduser()
     return platformdirs.user_config_path("recfetch") / "config.toml"
 
 
-def _read(ctx: Any) -> dict[str, Any]:
+def _read(path: Path) -> dict[str, Any]:
     try:
-        with _config_path(ctx).open("rb") as handle:
+        with path.open("rb") as handle:
             return tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError):
         return {}
@@ -35,7 +43,11 @@ def _read(ctx: Any) -> dict[str, Any]:
 
 def profiles(ctx: Any, incomplete: str) -> list[str]:
     """Profile names in the config file in use (the one `--config` names, if given first)."""
-    names = _read(ctx).get("profiles", {})
+    return profiles_in(_config_path(ctx), incomplete)
+
+
+def profiles_in(path: Path, incomplete: str) -> list[str]:
+    names = _read(path).get("profiles", {})
     return sorted(n for n in names if isinstance(n, str) and n.startswith(incomplete))
 
 

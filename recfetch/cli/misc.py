@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.main import get_command_name
 
 from recfetch import config
 from recfetch.cli import _complete
+from recfetch.cli._fastcomplete import SPEC_FILE
 from recfetch.cli._runtime import check_base_url, reported, runtime
 from recfetch.errors import UsageError
 from recfetch.providers import NAMES, get_provider, registry
@@ -230,6 +231,95 @@ def completion_script(shell: str) -> str:
     return f"{note}\n{script.rstrip()}\n"
 
 
+INSTALL_PLACES = {
+    "bash": (
+        "~/.local/share/bash-completion/completions/recfetch",
+        "bash loads it from there through the bash-completion package "
+        "(Debian/Ubuntu: `sudo apt install bash-completion`; it needs root because it is a system package); "
+        "open a new shell",
+    ),
+    "zsh": (
+        "~/.zfunc/_recfetch",
+        "zsh finds it through $fpath: put `fpath=(~/.zfunc $fpath)` and then "
+        "`autoload -Uz compinit && compinit` in ~/.zshrc (once), then open a new shell",
+    ),
+    "fish": ("~/.config/fish/completions/recfetch.fish", "fish loads it by itself in new shells"),
+}
+
+
+def install_completion(shell: str) -> tuple[Path, str]:
+    """Write ``shell``'s completion script where that shell looks for it; (path, what else to do)."""
+    if shell not in INSTALL_PLACES:
+        raise UsageError(f"unknown shell {shell!r}", hint="one of: bash, zsh, fish")
+    place, note = INSTALL_PLACES[shell]
+    path = Path(place).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(completion_script(shell), encoding="utf-8")
+    return path, note
+
+
+def completion_spec() -> dict[str, Any]:
+    """The command tree as data for `_fastcomplete` (what a TAB needs, nothing else)."""
+    from recfetch.cli._app import app
+
+    return _spec_node(typer.main.get_command(app))
+
+
+HELP_OPTION = {
+    "names": ["-h", "--help"],
+    "value": False,
+    "multiple": False,
+    "help": "Show this message and exit.",
+}
+
+
+def _spec_node(command: Any) -> dict[str, Any]:
+    options: list[dict[str, Any]] = []
+    arguments: list[dict[str, Any]] = []
+    for param in command.params:
+        kind = _spec_kind(command, param)
+        if getattr(param, "param_type_name", "") == "argument":
+            arguments.append({**kind, "many": param.nargs == -1})
+        elif not getattr(param, "hidden", False):
+            options.append(
+                {
+                    "names": [*param.opts, *param.secondary_opts],
+                    "value": not (param.is_flag or param.count),
+                    "multiple": bool(param.multiple or param.count),
+                    "help": param.help or "",
+                    **kind,
+                }
+            )
+    options.append(HELP_OPTION)
+    commands = {
+        name: {
+            "help": sub.get_short_help_str(limit=45),
+            "hidden": bool(sub.hidden),
+            "complete": name == "cloudflare",  # the alias completes though help hides it (SPEC §8)
+            "node": _spec_node(sub),
+        }
+        for name, sub in getattr(command, "commands", {}).items()
+    }
+    return {"options": options, "arguments": arguments, "commands": commands}
+
+
+def _spec_kind(command: Any, param: Any) -> dict[str, Any]:
+    """Fixed values a parameter completes to (choices, config keys), asked of Click itself."""
+    if param.name == "profile":
+        return {"complete": "profiles"}  # read from the config file at TAB time
+    items = param.shell_complete(typer.Context(command), "")
+    values = [item.value for item in items if item.value and getattr(item, "type", "plain") == "plain"]
+    return {"choices": values} if values else {}
+
+
+def write_completion_spec() -> Path:
+    """Regenerate the packaged spec (with the scripts, by `completions --output-dir`)."""
+    path = Path(__file__).with_name(SPEC_FILE)
+    text = json.dumps(completion_spec(), separators=(",", ":"), sort_keys=True)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
 @reported
 def completions_cmd(
     ctx: typer.Context,
@@ -257,6 +347,7 @@ def completions_cmd(
     for name, filename in COMPLETION_FILES.items():
         (output_dir / filename).write_text(completion_script(name), encoding="utf-8")
         rt.ui.line(str(output_dir / filename))
+    rt.ui.line(str(write_completion_spec()))
 
 
 def register(app: typer.Typer) -> None:
