@@ -797,3 +797,13 @@ def test_a_name_template_given_to_o_asks_whether_name_was_meant(cli, sandbox_pro
     assert result.exit_code == 2
     assert "did you mean --name '{date}_{id}{ext}'?" in result.stderr
     assert not any(tmp_path.glob("{*"))  # no folder with the literal name
+
+
+def test_every_verbs_help_shows_example_commands(cli) -> None:
+    verbs = [["kazoo", v] for v in ("login", "list", "show", "url", "download", "pull", "delete")]
+    verbs += [["kaleyra", "pull"], ["config", "set"], ["config", "show"], ["verify"], ["sandbox"], ["demo"]]
+    for words in verbs:
+        text = cli(*words, "--help").stdout
+        examples = text.split("Examples:", 1)[1].splitlines()[1:]
+        assert examples and examples[0].strip().startswith("recfetch "), words
+        assert all(len(line) <= 80 for line in text.splitlines()), words

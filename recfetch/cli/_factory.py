@@ -153,6 +153,38 @@ class _Verb(TyperCommand):
 Body = Callable[[Any, Runtime], int | None]
 
 
+def examples(provider: str, verb: str) -> str:
+    """The `Examples:` block of a verb's --help (kept unwrapped by Click's `\\b` marker)."""
+    p = f"recfetch {provider}"
+    report = " --from-report report.csv" if provider == "kaleyra" else ""
+    lines = {
+        "login": [f"{p} login", f"{p} login --no-verify"],
+        "list": [f"{p} list{report} --since 7d", f"{p} list{report} --since 7d --jsonl | jq -r .ref"],
+        "show": [f"{p} show REF", f"{p} show REF --json"],
+        "url": [f"{p} url REF", f"{p} url REF --json"],
+        "download": [
+            f"{p} download REF -o recordings",
+            f"{p} list{report} --since 7d --jsonl | jq -r .ref | {p} download -o recordings -",
+        ],
+        "pull": [
+            f"{p} pull{report} --since 7d -o recordings",
+            f"{p} pull{report} --incremental -q -o /srv/recordings",
+        ],
+        "delete": [f"{p} delete REF", f"{p} list --jsonl | jq -r .ref | {p} delete --yes -"],
+    }[verb]
+    return "\b\nExamples:\n" + "\n".join(_fit_example(line) for line in lines)
+
+
+def _fit_example(line: str, width: int = 78) -> str:
+    """One example, continued with `\\` before a pipe or an option when it would pass 80 columns."""
+    if len(line) + 2 <= width:
+        return f"  {line}"
+    cut = line.rfind(" | ", 0, width - 4)
+    if cut < 0:
+        cut = line.rfind(" -", 0, width - 4)
+    return f"  {line[:cut]} \\\n      {line[cut + 1 :]}"
+
+
 def _verb(app: typer.Typer, verb: str, title: str, fields: list[FieldSpec], body: Body, help: str) -> None:
     """Register ``verb``: a frozen request class whose ``run(rt)`` is ``body``."""
 
@@ -161,7 +193,8 @@ def _verb(app: typer.Typer, verb: str, title: str, fields: list[FieldSpec], body
 
     cls_name = f"{title.replace(' ', '')}{verb.title()}Request"
     request = dataclasses.make_dataclass(cls_name, fields, frozen=True, namespace={"run": run})
-    app.command(verb, help=help, cls=_Verb)(request)
+    provider = app.info.name or title.lower()
+    app.command(verb, help=help, epilog=examples(provider, verb), cls=_Verb)(request)
 
 
 def build_provider_app(

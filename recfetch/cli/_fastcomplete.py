@@ -157,9 +157,7 @@ def answer(shell: str) -> int:
     if shell == "bash":
         sys.stdout.write("\n".join(value for value, _ in items))
     elif shell == "zsh":
-        lines = [
-            f'"{_zsh_escape(v)}":"{_zsh_escape(h)}"' if h else f'"{_zsh_escape(v)}"' for v, h in items
-        ]
+        lines = [f'"{_zsh_escape(v)}":"{_zsh_escape(h)}"' if h else f'"{_zsh_escape(v)}"' for v, h in items]
         sys.stdout.write("_arguments '*: :((" + "\n".join(lines) + "))'" if lines else "_files")
     elif shell == "fish":
         action = os.environ.get("_TYPER_COMPLETE_FISH_ACTION", "")

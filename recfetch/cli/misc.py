@@ -23,6 +23,15 @@ config_app = typer.Typer(
 )
 
 
+EXAMPLES = {
+    "providers": "\b\nExamples:\n  recfetch providers\n  recfetch -p sandbox providers --json",
+    "show": "\b\nExamples:\n  recfetch config show\n  recfetch -p work config show kazoo --json",
+    "set": "\b\nExamples:\n  recfetch config set kazoo.base_url https://kazoo.example.com:8000\n"
+    "  recfetch -p work config set bird.access_key_cmd 'pass show bird'",
+    "unset": "\b\nExamples:\n  recfetch config unset kazoo.base_url",
+}
+
+
 @config_app.command("path")
 @reported
 def config_path(ctx: typer.Context) -> None:
@@ -31,7 +40,7 @@ def config_path(ctx: typer.Context) -> None:
     rt.ui.line(str(rt.config_path))
 
 
-@config_app.command("show")
+@config_app.command("show", epilog=EXAMPLES["show"])
 @reported
 def config_show(
     ctx: typer.Context,
@@ -100,7 +109,7 @@ def _check_key(provider: str, key: str) -> None:
         )
 
 
-@config_app.command("set")
+@config_app.command("set", epilog=EXAMPLES["set"])
 @reported
 def config_set(
     ctx: typer.Context,
@@ -127,7 +136,7 @@ def config_set(
     rt.ui.info(f"set {provider}.{name} in profile {rt.profile!r} ({rt.config_path})")
 
 
-@config_app.command("unset")
+@config_app.command("unset", epilog=EXAMPLES["unset"])
 @reported
 def config_unset(
     ctx: typer.Context,
@@ -352,7 +361,7 @@ def completions_cmd(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(config_app, name="config")
-    app.command("providers")(providers_cmd)
+    app.command("providers", epilog=EXAMPLES["providers"])(providers_cmd)
     app.command("completions", hidden=True)(completions_cmd)
     for module_name in ("sandbox_cmd", "verify_cmd"):
         try:

@@ -141,5 +141,8 @@ def _pull(rt: Runtime, name: str, options: PullOptions) -> int:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("sandbox")(sandbox)
-    app.command("demo")(demo)
+    app.command(
+        "sandbox",
+        epilog="\b\nExamples:\n  recfetch sandbox\n  recfetch sandbox --port 0 --recordings 200",
+    )(sandbox)
+    app.command("demo", epilog="\b\nExamples:\n  recfetch demo\n  recfetch demo -o /tmp/demo -j 8")(demo)

@@ -62,4 +62,8 @@ def verify(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("verify")(verify)
+    app.command(
+        "verify",
+        epilog="\b\nExamples:\n  recfetch kazoo pull -o recordings --manifest recordings/manifest.jsonl\n"
+        "  recfetch verify recordings/manifest.jsonl",
+    )(verify)
