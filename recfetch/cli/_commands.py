@@ -315,10 +315,12 @@ def pull(rt: Runtime, name: str, opts: PullOptions, fmt: str) -> int:
 
 def delete_recordings(rt: Runtime, name: str, refs: list[str], *, yes: bool, as_json: bool) -> int:
     """Delete recordings at the provider after confirmation; report each outcome."""
+    from recfetch.cli import _confirm  # looked up at call time (tests stand in for the prompt)
+
     wanted = list(dict.fromkeys(r.strip() for r in read_refs(refs) if r.strip()))
     if not wanted:
         raise UsageError("no recording refs to delete", hint="pass refs, or - with refs on stdin")
-    if not confirm_delete(name, wanted, yes=yes):
+    if not _confirm.confirm_delete(name, wanted, yes=yes):
         rt.ui.info("nothing deleted")
         return 0
     provider = rt.provider(name)
