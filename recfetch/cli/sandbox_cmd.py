@@ -17,6 +17,8 @@ from recfetch.errors import ExitCode, UsageError
 from recfetch.jobs.options import PullOptions
 
 DEMO_DIR = Path("recfetch-demo")
+KALEYRA_REPORT = Path("sandbox-kaleyra-report.csv")
+"""Written by `recfetch sandbox` in the current folder, so README examples paste as they are."""
 
 
 @reported
@@ -41,6 +43,15 @@ def sandbox(
     no_write: Annotated[
         bool, typer.Option("--no-write", help="Do not touch the config file; print the settings instead.")
     ] = False,
+    kaleyra_report: Annotated[
+        Path,
+        typer.Option(
+            "--kaleyra-report",
+            metavar="FILE",
+            help="Where to write a recordings report of the Kaleyra stand-in (Kaleyra has no "
+            "listing API; pass it to `kaleyra list/pull --from-report`).",
+        ),
+    ] = KALEYRA_REPORT,
 ) -> None:
     """Serve local stand-ins of all five provider APIs on 127.0.0.1 until interrupted."""
 
@@ -62,6 +73,9 @@ def sandbox(
         for name, table in box.profiles().items():
             rt.ui.line(f"{name:<12} {table.get('base_url')}")
         rt.ui.line(f"{'storage':<12} {box.storage.url}")
+        if "kaleyra" in box.standins:
+            kaleyra_report.write_text(box.standins["kaleyra"].report_csv(), encoding="utf-8")
+            rt.ui.line(f"{'kaleyra csv':<12} {kaleyra_report}")
         rt.ui.info(f"try: recfetch -p {profile_name} kismet list    (Ctrl-C stops the sandbox)")
         stopped = threading.Event()
 
