@@ -68,9 +68,18 @@ class BytesColumn(ProgressColumn):
 
 
 def fit_line(text: str, width: int) -> str:
-    """``text`` cut to ``width`` cells in its middle (the ends of a path say the most)."""
+    """``text`` cut to ``width`` cells: a trailing `  (reason)` stays whole, the rest loses its middle."""
     if len(text) <= width or width < 5:
         return text[:width] if width >= 1 else text
+    head, sep, tail = text.rpartition("  (")
+    if sep and len(sep + tail) + 12 <= width:
+        return _cut_middle(head, width - len(sep + tail)) + sep + tail
+    return _cut_middle(text, width)
+
+
+def _cut_middle(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
     keep = width - 1
     head = keep // 2
     return text[:head] + "…" + text[len(text) - (keep - head) :]
