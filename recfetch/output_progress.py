@@ -71,10 +71,11 @@ def fit_line(text: str, width: int) -> str:
     """``text`` cut to ``width`` cells: a trailing `  (reason)` stays whole, the rest loses its middle."""
     if len(text) <= width or width < 5:
         return text[:width] if width >= 1 else text
-    head, sep, tail = text.rpartition("  (")
-    if sep and len(sep + tail) + 12 <= width:
-        return _cut_middle(head, width - len(sep + tail)) + sep + tail
-    return _cut_middle(text, width)
+    label = text[:12] if text[:12].rstrip() in ("downloaded", "skipped", "failed") else ""
+    head, sep, tail = text[len(label) :].rpartition("  (")
+    if sep and len(label + sep + tail) + 12 <= width:
+        return label + _cut_middle(head, width - len(label + sep + tail)) + sep + tail
+    return label + _cut_middle(text[len(label) :], width - len(label))
 
 
 def _cut_middle(text: str, width: int) -> str:
