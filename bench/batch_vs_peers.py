@@ -47,16 +47,22 @@ list() {
 }
 """
 
-CURL = _LIST + r"""
+CURL = (
+    _LIST
+    + r"""
 FILTER='.data[] | select(.download_url != null) | "\(.id).mp4 \(.download_url)"'
 cd "$OUT" && list | xargs -P "$JOBS" -L 1 curl -sS --fail --noproxy '*' -o
 """
+)
 
-ARIA2 = _LIST + r"""
+ARIA2 = (
+    _LIST
+    + r"""
 FILTER='.data[] | select(.download_url != null) | "\(.download_url)\n  out=\(.id).mp4"'
 list | aria2c --no-conf -q -i - -j "$JOBS" -d "$OUT" --allow-overwrite=true \
   --auto-file-renaming=false --all-proxy='' --summary-interval=0
 """
+)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -113,11 +119,16 @@ def main() -> int:
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="recfetch-batch-", dir=args.out_dir))
-    forwarded = [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in
-                 ("files", "size_mib", "first_byte", "connect", "api_latency")]
+    forwarded = [
+        f"--{k.replace('_', '-')}={getattr(args, k)}"
+        for k in ("files", "size_mib", "first_byte", "connect", "api_latency")
+    ]
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", *forwarded],
-        env=benchlib.clean_env(work), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=benchlib.clean_env(work),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert server.stdin is not None and server.stdout is not None
     try:
@@ -142,12 +153,26 @@ def main() -> int:
                 out = work / "out" / tag
                 out.mkdir(parents=True)
                 env = benchlib.clean_env(
-                    work, RECFETCH_STATE_DIR=str(work / "state" / tag), LISTING=hello["listing"],
-                    TOKEN=hello["profile"]["api_token"], OUT=str(out), JOBS=str(j), PER_PAGE=str(PER_PAGE),
+                    work,
+                    RECFETCH_STATE_DIR=str(work / "state" / tag),
+                    LISTING=hello["listing"],
+                    TOKEN=hello["profile"]["api_token"],
+                    OUT=str(out),
+                    JOBS=str(j),
+                    PER_PAGE=str(PER_PAGE),
                 )
                 if tool == "recfetch":
-                    cmd = [*benchlib.recfetch_cmd(), "--quiet", "realtimekit", "pull", "-o", str(out),
-                           "-j", str(j), "--jsonl"]
+                    cmd = [
+                        *benchlib.recfetch_cmd(),
+                        "--quiet",
+                        "realtimekit",
+                        "pull",
+                        "-o",
+                        str(out),
+                        "-j",
+                        str(j),
+                        "--jsonl",
+                    ]
                 else:
                     cmd = ["bash", "-c", CURL if tool.startswith("curl") else ARIA2]
                 counts()  # reset
@@ -156,11 +181,11 @@ def main() -> int:
                 ok = _files_ok(out, args.size_mib << 20)
                 if run.code != 0 or ok != args.files:
                     failed = True
-                    print(f"{tool} -j {j}: exit {run.code}, {ok}/{args.files} files\n{run.err_tail()}",
-                          file=sys.stderr)
-                results[(tool, j)].append(
-                    {"wall": run.wall, "rss": run.peak_mib, "ok": ok, **seen}
-                )
+                    print(
+                        f"{tool} -j {j}: exit {run.code}, {ok}/{args.files} files\n{run.err_tail()}",
+                        file=sys.stderr,
+                    )
+                results[(tool, j)].append({"wall": run.wall, "rss": run.peak_mib, "ok": ok, **seen})
                 shutil.rmtree(out, ignore_errors=True)
     finally:
         server.stdin.close()
@@ -177,20 +202,42 @@ def main() -> int:
     for tool, j in plan[:3]:
         runs = results[(tool, j)]
         wall = benchlib.median(r["wall"] for r in runs)
-        rows.append((
-            f"{tool} -j{j}", benchlib.spread([r["wall"] for r in runs]), f"{base / wall:.2f}x",
-            benchlib.spread([r["rss"] for r in runs], "{:.0f}"), f"{runs[-1]['ok']:.0f}",
-            f"{runs[-1]['connections']:.0f}", f"{runs[-1]['requests']:.0f}",
-        ))
-    print(benchlib.table(
-        ("client", "wall s", "recfetch/this", "peak RSS MiB", "files ok", "storage conns", "storage reqs"), rows
-    ))
+        rows.append(
+            (
+                f"{tool} -j{j}",
+                benchlib.spread([r["wall"] for r in runs]),
+                f"{base / wall:.2f}x",
+                benchlib.spread([r["rss"] for r in runs], "{:.0f}"),
+                f"{runs[-1]['ok']:.0f}",
+                f"{runs[-1]['connections']:.0f}",
+                f"{runs[-1]['requests']:.0f}",
+            )
+        )
+    print(
+        benchlib.table(
+            (
+                "client",
+                "wall s",
+                "recfetch/this",
+                "peak RSS MiB",
+                "files ok",
+                "storage conns",
+                "storage reqs",
+            ),
+            rows,
+        )
+    )
     print()
     rows = []
     for j in jobs:
         runs = results[("recfetch", j)]
-        rows.append((f"recfetch -j {j}", benchlib.spread([r["wall"] for r in runs]),
-                     benchlib.spread([r["rss"] for r in runs], "{:.0f}")))
+        rows.append(
+            (
+                f"recfetch -j {j}",
+                benchlib.spread([r["wall"] for r in runs]),
+                benchlib.spread([r["rss"] for r in runs], "{:.0f}"),
+            )
+        )
     print(benchlib.table(("recfetch", "wall s", "peak RSS MiB"), rows))
     return 1 if failed else 0
 

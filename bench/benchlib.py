@@ -119,7 +119,12 @@ def measure(
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         started = time.monotonic()
         proc = subprocess.Popen(
-            list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            list(cmd),
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
             start_new_session=True,
         )
         peak = 0
