@@ -10,9 +10,11 @@ A RealtimeKit stand-in with the largest size runs in a child process on
 rendered once before any client runs, so the clients are timed, not the
 stand-in (it holds no media: a listing downloads nothing). Smaller sizes are the
 first pages of the same listing (`--limit N` for recfetch, the first N/100 pages
-for curl). recfetch writes `--jsonl` and its default format (a table, as when
-piped) to a file; curl's pages go through `jq -c '.data[]'`. Peak RSS is the sum
-over each client's process tree. Exits 1 if a client fails or prints too few lines.
+for curl, which fetches them in one process over one connection with its URL
+globbing). recfetch writes `--jsonl` and its default format (a table, as when
+piped) to a file; curl's pages go through one `jq -c '.data[]'`. Peak RSS is the
+sum over each client's process tree. A client still running after `--timeout`
+is killed and shown as such. Exits 1 if a client fails or prints too few lines.
 """
 
 from __future__ import annotations
@@ -31,12 +33,8 @@ PER_PAGE = 100
 
 CURL = r"""
 set -u -o pipefail
-page=1
-while [ "$page" -le "$PAGES" ]; do
-  curl -sS --fail --noproxy '*' -H "Authorization: Bearer $TOKEN" \
-    "$LISTING?sort_by=invokedTime&sort_order=ASC&page_no=$page&per_page=$PER_PAGE" | jq -c '.data[]' || exit 1
-  page=$((page + 1))
-done
+curl -sS --fail --noproxy '*' -H "Authorization: Bearer $TOKEN" \
+  "$LISTING?sort_by=invokedTime&sort_order=ASC&page_no=[1-$PAGES]&per_page=$PER_PAGE" | jq -c '.data[]'
 """
 
 
