@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -185,7 +186,9 @@ def main() -> int:
                         f"{tool} -j {j}: exit {run.code}, {ok}/{args.files} files\n{run.err_tail()}",
                         file=sys.stderr,
                     )
-                results[(tool, j)].append({"wall": run.wall, "rss": run.peak_mib, "ok": ok, **seen})
+                results[(tool, j)].append(
+                    {"wall": run.wall, "cpu": run.cpu, "rss": run.peak_mib, "ok": ok, **seen}
+                )
                 shutil.rmtree(out, ignore_errors=True)
     finally:
         server.stdin.close()
@@ -195,7 +198,8 @@ def main() -> int:
     print(
         f"{args.files} x {args.size_mib} MiB, storage first byte {args.first_byte * 1000:.0f} ms + "
         f"{args.connect * 1000:.0f} ms per new connection, API latency {args.api_latency * 1000:.0f} ms, "
-        f"{args.rounds} round(s); wall and peak RSS of the whole process tree"
+        f"{args.rounds} round(s), median (min-max); wall, CPU and peak RSS of the whole process tree; "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
     base = benchlib.median(r["wall"] for r in results[("recfetch", args.jobs)])
     rows = []
@@ -207,6 +211,7 @@ def main() -> int:
                 f"{tool} -j{j}",
                 benchlib.spread([r["wall"] for r in runs]),
                 f"{base / wall:.2f}x",
+                benchlib.spread([r["cpu"] for r in runs]),
                 benchlib.spread([r["rss"] for r in runs], "{:.0f}"),
                 f"{runs[-1]['ok']:.0f}",
                 f"{runs[-1]['connections']:.0f}",
@@ -219,6 +224,7 @@ def main() -> int:
                 "client",
                 "wall s",
                 "recfetch/this",
+                "CPU s",
                 "peak RSS MiB",
                 "files ok",
                 "storage conns",
@@ -235,10 +241,11 @@ def main() -> int:
             (
                 f"recfetch -j {j}",
                 benchlib.spread([r["wall"] for r in runs]),
+                benchlib.spread([r["cpu"] for r in runs]),
                 benchlib.spread([r["rss"] for r in runs], "{:.0f}"),
             )
         )
-    print(benchlib.table(("recfetch", "wall s", "peak RSS MiB"), rows))
+    print(benchlib.table(("recfetch", "wall s", "CPU s", "peak RSS MiB"), rows))
     return 1 if failed else 0
 
 

@@ -70,6 +70,9 @@ class Run:
     wall: float
     peak_mib: float
     code: int
+    cpu: float
+    """User + system CPU seconds of the process and every descendant it waited for
+    (less sensitive to a loaded machine than wall time)."""
     stdout: Path
     stderr: Path
 
@@ -143,7 +146,8 @@ def measure(
     except ProcessLookupError:
         pass
     peak_mib = max(peak / MIB, usage.ru_maxrss / 1024)
-    return Run(wall, peak_mib, proc.returncode, out_path, err_path)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(wall, peak_mib, proc.returncode, cpu, out_path, err_path)
 
 
 def median(values: Iterable[float]) -> float:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -122,13 +123,15 @@ def main() -> int:
                         f"{name} at {size}: exit {run.code}, {lines} lines\n{run.err_tail()}", file=sys.stderr
                     )
                 curl_wall = curl_wall or run.wall
+                killed = run.wall >= args.timeout
                 rows.append(
                     (
                         f"{size:,}",
                         name,
-                        f"{run.wall:.2f}",
-                        f"{size / run.wall:,.0f}",
+                        f">{args.timeout:.0f} (killed)" if killed else f"{run.wall:.2f}",
+                        "-" if killed else f"{size / run.wall:,.0f}",
                         f"{run.wall / curl_wall:.2f}x",
+                        f"{run.cpu:.2f}",
                         f"{run.peak_mib:.0f}",
                         f"{lines:,}",
                     )
@@ -138,10 +141,14 @@ def main() -> int:
         server.stdin.close()
         server.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"RealtimeKit listing, {PER_PAGE} per page, loopback, no API latency; peak RSS of the process tree")
+    print(
+        f"RealtimeKit listing, {PER_PAGE} per page, loopback, no API latency; CPU and peak RSS of the "
+        f"process tree; load average {os.getloadavg()[0]:.2f}"
+    )
     print(
         benchlib.table(
-            ("records", "client", "wall s", "records/s", "vs curl", "peak RSS MiB", "lines out"), rows
+            ("records", "client", "wall s", "records/s", "vs curl", "CPU s", "peak RSS MiB", "lines out"),
+            rows,
         )
     )
     return 1 if failed else 0

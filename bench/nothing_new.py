@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -110,6 +111,7 @@ def main() -> int:
             (
                 "first pull (untimed set-up)",
                 f"{first.wall:.2f}",
+                f"{first.cpu:.2f}",
                 f"{first.peak_mib:.0f}",
                 summary.get("downloaded", "?"),
                 "-",
@@ -119,7 +121,7 @@ def main() -> int:
             ("pull, nothing new", []),
             ("pull --incremental, nothing new", ["--incremental"]),
         ):
-            walls, peaks = [], []
+            walls, cpus, peaks = [], [], []
             downloaded: object = 0
             before = gets()
             for _ in range(args.rounds):
@@ -131,11 +133,13 @@ def main() -> int:
                         f"{name}: exit {run.code}, downloaded {downloaded}\n{run.err_tail()}", file=sys.stderr
                     )
                 walls.append(run.wall)
+                cpus.append(run.cpu)
                 peaks.append(run.peak_mib)
             rows.append(
                 (
                     name,
                     benchlib.spread(walls),
+                    benchlib.spread(cpus),
                     benchlib.spread(peaks, "{:.0f}"),
                     downloaded,
                     (gets() - before) // args.rounds,
@@ -147,9 +151,9 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     print(
         f"{hello['total']:,} RealtimeKit recordings in the archive, {PER_PAGE} per listing page, loopback; "
-        f"median (min-max) of {args.rounds}"
+        f"median (min-max) of {args.rounds}; load average {os.getloadavg()[0]:.2f}"
     )
-    print(benchlib.table(("run", "wall s", "peak RSS MiB", "downloaded", "API GETs/run"), rows))
+    print(benchlib.table(("run", "wall s", "CPU s", "peak RSS MiB", "downloaded", "API GETs/run"), rows))
     return 1 if failed else 0
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import shutil
 import statistics
@@ -49,7 +50,11 @@ def _commands(script: Path) -> list[tuple[str, list[str]]]:
     ]
 
 
-def _hyperfine(cmds: list[tuple[str, list[str]]], env: dict[str, str], runs: int, work: Path) -> list[float]:
+Timings = list[tuple[float, float]]
+"""Per command: median wall seconds, mean CPU (user + system) seconds."""
+
+
+def _hyperfine(cmds: list[tuple[str, list[str]]], env: dict[str, str], runs: int, work: Path) -> Timings:
     export = work / "hyperfine.json"
     argv = [
         "hyperfine",
@@ -67,19 +72,23 @@ def _hyperfine(cmds: list[tuple[str, list[str]]], env: dict[str, str], runs: int
         argv += ["-n", name, shlex.join(cmd)]
     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
     results = json.loads(export.read_text())["results"]
-    return [r["median"] for r in results]
+    return [(r["median"], r["user"] + r["system"]) for r in results]
 
 
-def _loop(cmds: list[tuple[str, list[str]]], env: dict[str, str], runs: int) -> list[float]:
+def _loop(cmds: list[tuple[str, list[str]]], env: dict[str, str], runs: int) -> Timings:
     medians = []
     for _, cmd in cmds:
         times = []
-        for n in range(runs + 3):
+        for _ in range(3):
+            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for _ in range(runs):
             started = time.perf_counter()
             subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-            if n >= 3:
-                times.append(time.perf_counter() - started)
-        medians.append(statistics.median(times))
+            times.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        medians.append((statistics.median(times), cpu / runs))
     return medians
 
 
@@ -108,11 +117,14 @@ def main() -> int:
         medians = _hyperfine(cmds, env, args.runs, work) if use_hyperfine else _loop(cmds, env, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    base = medians[0]
+    base = medians[0][0]
     tool = "hyperfine -N" if use_hyperfine else "a timing loop"
     print(f"median of {args.runs} runs ({tool}), {sys.executable}; load average {os.getloadavg()[0]:.2f}")
-    rows = [(name, f"{m * 1000:.0f}", f"{m / base:.1f}x") for (name, _), m in zip(cmds, medians, strict=True)]
-    print(benchlib.table(("command", "ms", "vs python -c pass"), rows))
+    rows = [
+        (name, f"{wall * 1000:.0f}", f"{wall / base:.1f}x", f"{cpu * 1000:.0f}")
+        for (name, _), (wall, cpu) in zip(cmds, medians, strict=True)
+    ]
+    print(benchlib.table(("command", "wall ms", "vs python -c pass", "CPU ms"), rows))
     return 0
 
 
