@@ -70,7 +70,9 @@ def _hyperfine(cmds: list[tuple[str, list[str]]], env: dict[str, str], runs: int
     ]
     for name, cmd in cmds:
         argv += ["-n", name, shlex.join(cmd)]
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(argv, env=env, check=False, capture_output=True, text=True)
+    if done.returncode != 0:  # its warnings (noisy first runs, ...) only matter when it failed
+        raise SystemExit(f"hyperfine failed:\n{done.stderr}")
     results = json.loads(export.read_text())["results"]
     return [(r["median"], r["user"] + r["system"]) for r in results]
 
