@@ -432,3 +432,37 @@ def test_progress_display_at_80x24_never_tears_wraps_or_leaves_frames(
     assert any(re.search(r"total \d+/\d+\+? files .*\d+(\.\d)?/\d+(\.\d)? [kKM]B", row) for row in drawn)
     assert any(re.search(r"\.(mp3|wav) .*\d+(\.\d)?/\d+(\.\d)? [KM]?B", row) for row in drawn)
     assert all(len(row.rstrip()) <= 80 for row in drawn)
+
+
+def test_behind_tee_every_result_line_stays_on_screen(
+    sandbox: Any, config_file: Path, tmp_path: Path
+) -> None:
+    """stdout into a pipe whose reader prints on the same terminal: no bars to erase its lines."""
+    import pexpect
+    import pyte
+
+    sandbox.write_profile(config_file, "sandbox")
+    sandbox.storage.throttle(100_000)
+    env = {**os.environ, "TERM": "xterm-256color", "RECFETCH_PROFILE": "sandbox"}
+    env.pop("COLUMNS", None)
+    command = f"{sys.executable} -m recfetch kazoo pull -j 4 -o out | tee log.txt"
+    child = pexpect.spawn(
+        "bash", ["-c", command], env=env, cwd=str(tmp_path), dimensions=(24, 80), timeout=120
+    )
+    screen = pyte.HistoryScreen(80, 24, history=5000)
+    stream = pyte.ByteStream(screen)
+    raw = b""
+    while True:
+        try:
+            chunk = child.read_nonblocking(4096, timeout=60)
+        except pexpect.EOF:
+            break
+        raw += chunk
+        stream.feed(chunk)
+    child.close()
+    assert child.exitstatus == 0
+    files = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_file())
+    rows = [row for row in _render(screen.history, screen) if row.startswith("downloaded  ")]
+    assert len(rows) == len(files) >= 4
+    assert "━".encode() not in raw  # no bars were drawn over the pipe reader's lines
+    assert len((tmp_path / "log.txt").read_text().splitlines()) == len(files)
