@@ -205,6 +205,19 @@ def test_login_verifies_then_saves_and_refuses_a_wrong_key(kz: Any, cli: Any, co
     assert cli("--profile", "work", "kazoo", "list", "--jsonl").exit_code == 0
 
 
+@pytest.mark.parametrize("key", ["short", "f" * 63])
+def test_a_malformed_api_key_is_a_rejected_credential_naming_api_key(
+    kz: Any, cli: Any, config_file: Path, key: str
+) -> None:
+    args = ("--profile", "work", "kazoo", "login", "--base-url", kz.server.url)
+    result = cli(*args, "--account-id", standin.ACCOUNT_ID, "--api-key-stdin", input=key + "\n")
+
+    assert result.exit_code == 4, result.stderr
+    assert "api_key" in result.stderr and "validation error" not in result.stderr
+    assert key not in result.stderr
+    assert not config_file.exists() or "work" not in config.load(config_file).get("profiles", {})
+
+
 # ---------------------------------------------------------------------------
 # listing: windows, paging, filters
 

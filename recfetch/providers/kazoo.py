@@ -363,6 +363,12 @@ class Kazoo(Provider):
                 f"kazoo rejected the {which} ({atom or 'invalid_credentials'})",
                 hint="run `recfetch kazoo login` again, or fix RECFETCH_KAZOO_* variables",
             )
+        if status == 400 and path.endswith("/api_auth"):
+            # Kazoo validates the key's shape (64 characters) before checking it: still a rejected key.
+            return AuthError(
+                "kazoo rejected the api_key (it must be the 64-character key from the Kazoo UI)",
+                hint="run `recfetch kazoo login` again, or fix RECFETCH_KAZOO_API_KEY",
+            )
         if status == 401:
             return AuthError(
                 f"kazoo rejected the auth token even after a fresh login ({atom or 'invalid_credentials'})",
