@@ -131,3 +131,20 @@ def test_every_readme_example_works_pasted_against_recfetch_sandbox(tmp_path: Pa
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=30)
+
+
+def test_readme_download_options_table_states_the_cli_defaults() -> None:
+    import typer
+
+    from recfetch.cli._app import app
+
+    pull = typer.main.get_command(app).commands["kazoo"].commands["pull"]  # type: ignore[attr-defined]
+    defaults = {opt: p.default for p in pull.params for opt in p.opts}
+    table = README.split("### Download and pull options", 1)[1].split("\n\n", 2)[1]
+    checked = 0
+    for flags, default in re.findall(r"^\| `([^`]+)`[^|]* \| `?([^|`]+?)`? \|", table, flags=re.M):
+        opt = flags.split("/")[0].split()[0]
+        if opt in defaults and " " not in default and default not in {"off", "—"}:
+            assert str(defaults[opt]) == default, (opt, default, defaults[opt])
+            checked += 1
+    assert checked >= 4
