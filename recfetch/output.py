@@ -15,15 +15,15 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, TextIO
 
 from recfetch import output_table
 from recfetch.errors import RUN_LEVEL, RecfetchError
 from recfetch.providers.base import RECORD_FIELDS
 from recfetch.redact import scrub
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FORMATS = ("table", "json", "jsonl", "csv")
 SCHEMA_VERSION = 1
@@ -51,22 +51,15 @@ class Ui:
         force = color == "always"
         # color_system=None turns off every style escape (bold and dim too), not only colours.
         system = None if no_color else ("auto" if not force else "standard")
-        self.err = Console(
-            file=self.stderr,
-            no_color=no_color,
-            color_system=system,
-            force_terminal=True if force else None,
-            highlight=False,
-            soft_wrap=True,
-        )
-        self.out = Console(
-            file=self.stdout,
-            no_color=no_color,
-            color_system=system,
-            force_terminal=True if force else None,
-            highlight=False,
-            soft_wrap=True,
-        )
+        self._console_options = {
+            "no_color": no_color,
+            "color_system": system,
+            "force_terminal": True if force else None,
+            "highlight": False,
+            "soft_wrap": True,
+        }
+        self._err: Console | None = None
+        self._out: Console | None = None
         self.json_errors = False
         """--json/--jsonl mode: errors, warnings and notes on stderr are JSON objects too."""
         # Progress needs a real terminal on stderr (`--color always` forces colour, never bars),
@@ -76,6 +69,23 @@ class Ui:
         self.show_progress = progress and not quiet and _isatty(self.stderr) and not _is_pipe(self.stdout)
         self.display: Any = None
         """The progress display while it owns the terminal: every stderr line goes through it."""
+
+    @property
+    def err(self) -> Console:
+        """rich's console on stderr, made (and rich imported) on first use."""
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(file=self.stderr, **self._console_options)  # type: ignore[arg-type]
+        return self._err
+
+    @property
+    def out(self) -> Console:
+        if self._out is None:
+            from rich.console import Console
+
+            self._out = Console(file=self.stdout, **self._console_options)  # type: ignore[arg-type]
+        return self._out
 
     def note(self, text: str, style: str | None = None) -> None:
         """A human line on stderr (above the progress display while one is shown)."""
@@ -221,6 +231,8 @@ def write_one(ui: Ui, record: Mapping[str, Any], fmt: str) -> None:
             ui.stdout.write(f"{key}\t{value}\n")
         ui.stdout.flush()
         return
+    from rich.table import Table
+
     table = Table(show_header=False, box=None)
     table.add_column("field", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold")

@@ -20,7 +20,6 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from recfetch.cli import _commands
 from recfetch.cli._runtime import Runtime, call_reported, runtime
 from recfetch.errors import UsageError
 from recfetch.jobs.options import (
@@ -115,6 +114,18 @@ def fmt_of(values: Any, default: str = "table") -> str:
         return "jsonl"
     fmt = get("format", None)
     return fmt.value if isinstance(fmt, Enum) else (fmt or default)
+
+
+class _LazyCommands:
+    """`cli._commands` (the job layer, the download engine, rich) imported when a verb runs."""
+
+    def __getattr__(self, name: str) -> Any:
+        from recfetch.cli import _commands as module
+
+        return getattr(module, name)
+
+
+_commands = _LazyCommands()
 
 
 def _plain(value: Any) -> Any:

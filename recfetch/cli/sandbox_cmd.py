@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from recfetch.cli import _commands
 from recfetch.cli._runtime import Runtime, call_reported, reported, runtime
 from recfetch.errors import ExitCode, UsageError
 from recfetch.jobs.options import PullOptions
@@ -147,6 +146,8 @@ def _demo_runtime(outer: Runtime, config_path: Path) -> Runtime:
 
 
 def _pull(rt: Runtime, name: str, options: PullOptions) -> int:
+    from recfetch.cli import _commands
+
     try:
         call_reported(rt, _commands.pull, rt, name, options, "table")
     except typer.Exit as exc:
