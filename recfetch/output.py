@@ -297,7 +297,7 @@ class EventWriter:
                 )
         else:
             err = event.get("error") or {}
-            if err.get("code") in RUN_LEVEL_CODES:
+            if err.get("code") in RUN_LEVEL_CODES and event.get("reason") != "bad_ref":
                 return  # the run stops on it; it is reported once, as the run's error
             self.ui.note(
                 f"failed      {event['ref']}: {scrub(str(err.get('message') or event.get('reason')))}", "red"

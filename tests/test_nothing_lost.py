@@ -227,6 +227,17 @@ def test_one_malformed_piped_line_fails_alone_and_the_good_refs_download(
     assert next(e for e in res.jsonl() if e.get("type") == "summary")["exit_code"] == 3
 
 
+def test_a_bad_piped_line_has_its_own_result_line_in_the_table_like_every_other_failure(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path
+) -> None:
+    good = sandbox_profile["bird"].ids(status="available")[0]
+    res = cli("bird", "download", "-", "-o", str(tmp_path / "out"), input=f"{good}\n{{oops\n")
+    assert res.exit_code == 3, res.output
+    lines = res.stderr.splitlines()
+    assert [ln for ln in lines if ln.startswith("failed") and "stdin line 2" in ln], res.stderr
+    assert "downloaded" in res.stdout, res.output
+
+
 def _file_size_limit(limit: int) -> Any:
     import resource
 

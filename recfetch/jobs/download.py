@@ -59,6 +59,10 @@ def run_batch(
     return result
 
 
+BAD_REF = "bad_ref"
+"""The ``reason`` of a file event for a ref (or stdin line) that names no recording: that item fails alone."""
+
+
 class RefError(RecfetchError):
     """One ref of a batch names no recording; the other refs still download (exit 3, or 2 alone)."""
 
@@ -76,7 +80,7 @@ class BadRef:
 
     def result(self) -> FileResult:
         error = RefError(f"stdin line {self.line} {self.problem}", hint=self.hint)
-        return FileResult(f"stdin line {self.line}", "failed", error.code.lower(), None, 0, None, error)
+        return FileResult(f"stdin line {self.line}", "failed", BAD_REF, None, 0, None, error)
 
 
 def refs_from(args: Iterable[str], stdin: Iterable[str]) -> Iterator[str | BadRef]:
@@ -157,4 +161,4 @@ def _resolve(
 
 def _bad(ref: str, exc: UsageError) -> FileResult:
     error = RefError(exc.message, hint=exc.hint)
-    return FileResult(ref, "failed", error.code.lower(), None, 0, None, error)
+    return FileResult(ref, "failed", BAD_REF, None, 0, None, error)
