@@ -250,3 +250,16 @@ def test_install_completion_installs_the_named_shells_script(tmp_path: Path, she
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / place).read_text("utf-8") == (COMPLETIONS / FILES[shell]).read_text("utf-8")
     assert f"installed {shell} completion in {tmp_path / place}" in proc.stderr
+
+
+def test_profile_names_complete_in_zsh_and_fish(tmp_path: Path, config_file: Path, sandbox) -> None:
+    sandbox.write_profile(config_file, "sandbox")
+    assert '"sandbox"' in _zsh_complete(tmp_path, "recfetch kazoo pull -p ")
+    fish = shutil.which("fish")
+    assert fish is not None, "fish is needed (.ci/run installs it)"
+    env = {**os.environ, "PATH": f"{_bin_with_recfetch(tmp_path)}{os.pathsep}{os.environ['PATH']}"}
+    env["PYTHONPATH"] = str(REPO)
+    script = f"source {COMPLETIONS / FILES['fish']}; complete -C 'recfetch kazoo pull -p '"
+    proc = subprocess.run([fish, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == ["sandbox"]
