@@ -44,7 +44,10 @@ app = build_provider_app(
 )
 
 
-@app.command("tag")
+@app.command(
+    "tag",
+    epilog="\b\nExamples:\n  recfetch kazoo tag REF case=1234\n  recfetch kazoo tag REF tags.important=true",
+)
 @reported
 def tag(
     ctx: typer.Context,

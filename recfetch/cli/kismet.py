@@ -69,7 +69,11 @@ def _emit(
         provider.close()
 
 
-@app.command("users", help="List the organization's users (their ids are what --user takes).")
+@app.command(
+    "users",
+    help="List the organization's users (their ids are what --user takes).",
+    epilog="\b\nExamples:\n  recfetch kismet users\n  recfetch kismet users --email ann@example.com --json",
+)
 @reported
 def users(
     ctx: typer.Context,
@@ -84,7 +88,11 @@ def users(
     _emit(runtime(ctx), fmt, lambda p: p.iter_users(email=email), USER_COLUMNS, "no users matched")
 
 
-@app.command("calls", help="List one user's calls, ended or not (their ids are what --call takes).")
+@app.command(
+    "calls",
+    help="List one user's calls, ended or not (their ids are what --call takes).",
+    epilog="\b\nExamples:\n  recfetch kismet calls --user 101\n  recfetch kismet list --user 101 --call 501",
+)
 @reported
 def calls(
     ctx: typer.Context,

@@ -32,7 +32,9 @@ EXAMPLES = {
 }
 
 
-@config_app.command("path")
+@config_app.command(
+    "path", epilog="\b\nExamples:\n  recfetch config path\n  recfetch --config ./work.toml config path"
+)
 @reported
 def config_path(ctx: typer.Context) -> None:
     """Print the path of the config file in use."""

@@ -86,7 +86,11 @@ def _fmt(format: Format | None, json_: bool, jsonl: bool) -> str:
     return fmt_of(kw, default="table")
 
 
-@app.command("active")
+@app.command(
+    "active",
+    epilog="\b\nExamples:\n  recfetch realtimekit active MEETING_ID\n"
+    "  recfetch realtimekit active MEETING_ID --json",
+)
 @reported
 def active(
     ctx: typer.Context,
@@ -99,7 +103,11 @@ def active(
     _one(runtime(ctx), _fmt(format, json_, jsonl), lambda p: p.active_recording(meeting_id))
 
 
-@app.command("start")
+@app.command(
+    "start",
+    epilog="\b\nExamples:\n  recfetch realtimekit start --meeting MEETING_ID\n"
+    "  recfetch realtimekit start --meeting MEETING_ID --max-seconds 3600 --json",
+)
 @reported
 def start(
     ctx: typer.Context,
@@ -158,7 +166,11 @@ def _control(action: str, doc: str) -> None:
 
     command.__doc__ = doc
     command.__name__ = action
-    app.command(action)(command)
+    app.command(
+        action,
+        epilog=f"\b\nExamples:\n  recfetch realtimekit {action} REF\n"
+        f"  recfetch realtimekit {action} REF --json",
+    )(command)
 
 
 _control("stop", "Stop a recording; RealtimeKit then uploads it and prints the updated recording.")
