@@ -354,6 +354,8 @@ def test_providers_counts_environment_settings_as_configured(
     assert " configured " in rows["bird"] + " "
     assert "not configured" in rows["kismet"]
     assert "users" in rows["kismet"] and "delete" in rows["bird"]
+    assert all(len(row) <= 80 for row in rows.values())  # fits an 80-column terminal
+    assert "profile 'default'" in result.stderr and "login list show url download pull" in result.stderr
 
 
 def test_registry_is_lazy_about_nothing_and_typed() -> None:

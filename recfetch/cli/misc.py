@@ -183,9 +183,12 @@ def providers_cmd(
     if as_json:
         rt.ui.line(json.dumps({"profile": rt.profile, "items": items}, indent=2))
         return
+    # The common verbs once (on stderr), each row its own: a row of every verb wraps at 80 columns.
+    rt.ui.note(f"profile '{rt.profile}'; every provider has: {' '.join(COMMON_VERBS)}")
     for item in items:
         mark = "configured" if item["configured"] else "not configured"
-        rt.ui.line(f"{item['provider']:<12} {mark:<15} {' '.join(item['verbs'])}")
+        extra = [verb for verb in item["verbs"] if verb not in COMMON_VERBS]
+        rt.ui.line(f"{item['provider']:<12} {mark:<15} {' '.join(extra)}".rstrip())
 
 
 COMMON_VERBS = ("login", "list", "show", "url", "download", "pull")
