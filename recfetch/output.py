@@ -7,6 +7,7 @@ errors go to stderr, progress only when stderr is a terminal.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -28,6 +29,22 @@ if TYPE_CHECKING:
 FORMATS = ("table", "json", "jsonl", "csv")
 SCHEMA_VERSION = 1
 
+
+
+def _console(file: TextIO, options: dict[str, Any]) -> Console:
+    """A rich Console whose reader going away ends the run as SIGPIPE would (exit 141).
+
+    rich's own ``on_broken_pipe`` (documented for overriding) exits 1, which cron reads as a bug:
+    `recfetch ... pull 2>&1 | head` hit it as soon as a note reached the closed pipe.
+    """
+    from rich.console import Console
+
+    class _PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True  # nothing more can reach that reader
+            raise BrokenPipeError(errno.EPIPE, "the reader closed the pipe")
+
+    return _PipeConsole(file=file, **options)
 
 class Ui:
     """Stream and colour settings for one invocation."""
@@ -74,17 +91,13 @@ class Ui:
     def err(self) -> Console:
         """rich's console on stderr, made (and rich imported) on first use."""
         if self._err is None:
-            from rich.console import Console
-
-            self._err = Console(file=self.stderr, **self._console_options)  # type: ignore[arg-type]
+            self._err = _console(self.stderr, self._console_options)
         return self._err
 
     @property
     def out(self) -> Console:
         if self._out is None:
-            from rich.console import Console
-
-            self._out = Console(file=self.stdout, **self._console_options)  # type: ignore[arg-type]
+            self._out = _console(self.stdout, self._console_options)
         return self._out
 
     def note(self, text: str, style: str | None = None) -> None:

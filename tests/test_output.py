@@ -373,6 +373,23 @@ def test_a_reader_that_stops_early_ends_the_listing_quietly(tmp_path: Path, conf
     assert proc.stderr == "status=141\n"  # silent, and the code a SIGPIPE-killed writer has
 
 
+def test_a_closed_stderr_reader_ends_a_pull_like_sigpipe_not_like_a_bug(
+    tmp_path: Path, config_file: Path
+) -> None:
+    # `pull 2>&1 | head -1`: rich's default exits 1 (cron would read "internal error") on the
+    # first note that meets the closed pipe.
+    with Sandbox(recordings=40, providers=["bird"]) as box:
+        box.write_profile(config_file, "sandbox")
+        pull = f"{sys.executable} -m recfetch -p sandbox bird pull --no-archive -j 1 -o {tmp_path / 'out'}"
+        proc = subprocess.run(
+            ["bash", "-c", pull + ' 2>&1 >/dev/null | head -n 1; echo "status=${PIPESTATUS[0]}"'],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.stdout.splitlines()[-1] == "status=141", proc.stdout + proc.stderr
+
+
 # ---------------------------------------------------------------------------
 # the progress display on a real terminal (SPEC §1), rendered by a terminal emulator
 
