@@ -193,6 +193,14 @@ def test_the_fast_answer_is_what_click_itself_would_offer(line: str, config_file
     assert fast.stdout.split(), line
 
 
+def test_config_set_completes_the_cmd_form_of_every_secret(config_file: Path) -> None:
+    line = "recfetch config set kazoo."
+    env = {"_RECFETCH_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": "3"}
+    offered = set(_run("from recfetch.cli import main; main()", env).stdout.split())
+    assert {"kazoo.api_key", "kazoo.api_key_cmd", "kazoo.password_cmd"} <= offered
+    assert "kazoo.base_url_cmd" not in offered  # only secrets take a command
+
+
 def test_profile_names_complete_after_p_anywhere(config_file: Path, sandbox) -> None:
     sandbox.write_profile(config_file, "sandbox")
     for line in ("recfetch -p ", "recfetch kazoo pull -p ", "recfetch config show --profile "):

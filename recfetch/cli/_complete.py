@@ -52,7 +52,7 @@ def profiles_in(path: Path, incomplete: str) -> list[str]:
 
 
 def config_keys(incomplete: str) -> list[str]:
-    """PROVIDER.KEY for every setting a provider declares (what `config set/unset` take)."""
+    """PROVIDER.KEY for every declared setting, and KEY_cmd for secrets (what `config set/unset` take)."""
     from recfetch.providers import registry
 
     keys: list[str] = []
@@ -61,4 +61,5 @@ def config_keys(incomplete: str) -> list[str]:
         if "base_url" not in known:
             known.append("base_url")
         keys.extend(f"{name}.{key}" for key in known)
+        keys.extend(f"{name}.{s.key}_cmd" for s in cls.settings if s.secret)
     return [k for k in keys if k.startswith(incomplete)]
