@@ -75,6 +75,8 @@ def fit_line(text: str, width: int) -> str:
     head, sep, tail = text[len(label) :].rpartition("  (")
     if sep and len(label + sep + tail) + 12 <= width:
         return label + _cut_middle(head, width - len(label + sep + tail)) + sep + tail
+    if sep and len(label + head + sep) + 12 <= width:  # a long reason: keep the ref whole, cut the reason
+        return label + head + sep + _cut_middle(tail, width - len(label + head + sep))
     return label + _cut_middle(text[len(label) :], width - len(label))
 
 

@@ -399,6 +399,29 @@ def _render(history: Any, screen: Any) -> list[str]:
     return [row.rstrip() for row in (*rows, *screen.display)]
 
 
+def test_a_long_skip_reason_at_80_columns_keeps_the_ref_whole(
+    sandbox: Any, config_file: Path, tmp_path: Path
+) -> None:
+    import pexpect
+    import pyte
+
+    sandbox.write_profile(config_file, "sandbox")
+    env = {**os.environ, "TERM": "xterm-256color", "RECFETCH_PROFILE": "sandbox"}
+    env.pop("COLUMNS", None)
+    argv = ["-m", "recfetch", "kazoo", "pull", "--dry-run", "-o", "out"]
+    child = pexpect.spawn(sys.executable, argv, env=env, cwd=str(tmp_path), dimensions=(24, 80), timeout=60)
+    screen = pyte.Screen(80, 24)
+    stream = pyte.ByteStream(screen)
+    stream.feed(child.read())
+    child.close()
+    assert child.exitstatus == 0
+    skipped = [row.rstrip() for row in screen.display if row.startswith("skipped ")]
+    assert skipped, screen.display
+    refs = set(sandbox["kazoo"].ids(downloadable=False))
+    for row in skipped:
+        assert row.split()[1] in refs and row.endswith(")") and "  (" in row, row
+
+
 def test_progress_display_at_80x24_never_tears_wraps_or_leaves_frames(
     sandbox: Any, config_file: Path, tmp_path: Path
 ) -> None:
