@@ -28,8 +28,10 @@ import textwrap
 import time
 from pathlib import Path
 
+from recfetch.providers import REGISTRY
+
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ("kismet", "realtimekit", "kazoo", "kaleyra", "bird")
+NAMES = tuple(REGISTRY)
 
 _SANDBOX = textwrap.dedent(
     """

@@ -6,7 +6,7 @@ import email.utils
 import random
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC
 
 MAX_HONOURED_WAIT = 120.0
 """Longest Retry-After we sleep through; a longer one is reported instead."""
@@ -50,6 +50,3 @@ def sleep(seconds: float, stop: threading.Event | None = None) -> bool:
         return True
     return not stop.wait(seconds)
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

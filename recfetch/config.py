@@ -7,12 +7,11 @@ import re
 import shlex
 import stat
 import subprocess
-import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 import tomli_w
@@ -21,10 +20,11 @@ from recfetch.errors import ConfigError
 from recfetch.fsutil import private_dir, write_private
 from recfetch.redact import register_secret
 
+if TYPE_CHECKING:
+    from recfetch.providers.base import Provider
+
 APP = "recfetch"
-NAMES = ("kismet", "realtimekit", "kazoo", "kaleyra", "bird")
 _TOML_POS = re.compile(r"\s*\(at (?:line (\d+), column \d+|end of document)\)")
-SOURCES = ("option", "env", "file", "cmd", "default")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ def load(path: Path, *, warn: Any = None) -> dict[str, Any]:
     _check_shape(path, data)
     if warn is not None:
         for key, value in data.items():
-            if key in NAMES and isinstance(value, dict):
+            if key in _registry() and isinstance(value, dict):
                 warn(
                     f"warning: {path} has a top-level [{key}] table, which recfetch ignores; "
                     f"move it under [profiles.NAME.{key}]"
@@ -122,21 +122,25 @@ def _check_shape(path: Path, data: dict[str, Any]) -> None:
         raise ConfigError(f"{path}: default_profile must be a string")
 
 
+def _registry() -> Mapping[str, type[Provider]]:
+    # Imported when used: the providers import `state`, which imports this module.
+    from recfetch.providers import REGISTRY
+
+    return REGISTRY
+
+
 def _holds_secrets(data: dict[str, Any]) -> bool:
+    """Whether any table sets a key declared secret (by its provider, or the destination's
+    credentials); `_cmd` keys are not secrets."""
+    from recfetch.destinations.settings import SECRETS, TABLE
+
+    declared = {name: cls.secret_keys() for name, cls in _registry().items()}
+    declared[TABLE] = SECRETS
     for table in data.get("profiles", {}).values():
-        for settings in table.values():
-            for key in settings:
-                if is_secret_key(key) and not key.endswith("_cmd"):
-                    return True
+        for name, settings in table.items():
+            if declared.get(name, frozenset()) & set(settings):
+                return True
     return False
-
-
-SECRET_WORDS = ("secret", "password", "token", "key")
-
-
-def is_secret_key(key: str) -> bool:
-    base = key.removesuffix("_cmd")
-    return any(word in base for word in SECRET_WORDS) and base != "account_name"
 
 
 def active_profile(cli_value: str | None, data: Mapping[str, Any]) -> tuple[str, str]:
@@ -213,15 +217,15 @@ def run_secret_command(command: str, *, key: str) -> str:
     return value
 
 
-def materialize(resolved: Mapping[str, Sourced]) -> dict[str, str]:
-    """Values with `_cmd` secrets run; secrets are registered for scrubbing."""
+def materialize(resolved: Mapping[str, Sourced], secrets: Collection[str]) -> dict[str, str]:
+    """Values with `_cmd` secrets run; the values of the ``secrets`` keys are registered for scrubbing."""
     out: dict[str, str] = {}
     for key, item in resolved.items():
         value = item.value
         if value is None and item.source.startswith("cmd:"):
             value = run_secret_command(item.source[4:], key=key)
         if value is not None:
-            if is_secret_key(key):
+            if key in secrets:
                 register_secret(value)
             out[key] = value
     return out
@@ -277,6 +281,3 @@ def update_profile(path: Path, profile: str, provider: str, values: Mapping[str,
 
     edit_table(path, profile, provider, dict(values))
 
-
-def warn_stderr(message: str) -> None:
-    print(message, file=sys.stderr)

@@ -91,8 +91,10 @@ def sanitize_component(name: str, *, max_bytes: int = MAX_COMPONENT_BYTES) -> st
     text = text.translate(_RESERVED)
     text = _WHITESPACE.sub(" ", text)
     # Cc are C0/C1 controls (NUL, ESC, ...); Cf includes the bidi overrides that can
-    # make "evil\u202egpj.exe" display as "evilexe.jpg" in a file manager.
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
+    # make "evil\u202egpj.exe" display as "evilexe.jpg" in a file manager; Cs are lone
+    # UTF-16 surrogates, which no file system name can hold (they cannot be encoded).
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+    text = _WHITESPACE.sub(" ", text)  # again: dropping a control can leave two spaces side by side
     # Leading dots would hide the file (and "." / ".." are directory references).
     text = text.lstrip(". ").rstrip(" ")
     text = _truncate(text, max_bytes)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 import threading
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Mapping
+from typing import Any
+
+from recfetch.urls import is_presigned, redact_url
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -35,28 +38,18 @@ def register_secret(value: str | None) -> None:
             _secrets.add(value)
 
 
+def forget_secrets() -> None:
+    """Forget every registered secret: for a process that runs several commands (tests, embedding),
+    so one command's secrets neither leak into nor silently protect the next one's output."""
+    with _lock:
+        _secrets.clear()
+
+
 def mask(value: str | None) -> str:
     """`****abcd`: enough to tell two keys apart, never enough to use one."""
     if not value:
         return ""
     return "****" + value[-4:] if len(value) > 8 else "****"
-
-
-def redact_url(url: str) -> str:
-    """The URL without query, fragment or userinfo (presigned signatures live there)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<url>"
-    host = parts.hostname or ""
-    try:
-        port = parts.port
-    except ValueError:  # not a number (a typo in base_url): keep what was written, minus userinfo
-        host, port = parts.netloc.rpartition("@")[2], None
-    if port:
-        host = f"{host}:{port}"
-    suffix = "?<redacted>" if parts.query else ""
-    return urlunsplit((parts.scheme, host, parts.path, "", "")) + suffix
 
 
 def scrub(text: str) -> str:
@@ -77,3 +70,27 @@ def _redact_match(match: re.Match[str]) -> str:
 
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     return {k: ("****" if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers.items()}
+
+
+_CREDENTIAL_KEY = re.compile(
+    r"passw(?:or)?d|passphrase|secret|privatekey|accesskey|apikey|token|authorization|credential|"
+    r"signature|cookie|sessionkey|sastoken"
+)
+"""Key names (lowercased, without `_`, `-`, spaces) whose values are credentials (SPEC §4)."""
+
+
+def is_credential_key(key: object) -> bool:
+    """Whether a key of a provider object names a credential: `password`, `privateKey`, `X-Api-Key`..."""
+    return isinstance(key, str) and bool(_CREDENTIAL_KEY.search(re.sub(r"[\W_]", "", key.lower())))
+
+
+def scrub_raw(value: Any) -> Any:
+    """A provider object made safe for any sink: at every depth, values under credential-like keys
+    and presigned URLs are removed (SPEC §4). The input is not modified."""
+    if isinstance(value, Mapping):
+        return {
+            k: scrub_raw(v) for k, v in value.items() if not is_credential_key(k) and not is_presigned(v)
+        }
+    if isinstance(value, list | tuple):
+        return [scrub_raw(v) for v in value if not is_presigned(v)]
+    return value

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from recfetch.redact import forget_secrets
 from recfetch.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +36,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RECFETCH_STATE_DIR", str(home / "state"))
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.chdir(tmp_path)
+    forget_secrets()  # each test registers its own: none is scrubbed only thanks to an earlier test
     return home
 
 

@@ -317,6 +317,22 @@ def test_world_readable_file_with_secrets_warns_on_stderr(cli, config_file: Path
     assert "readable by others" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("table", "settings"),
+    [
+        ("destination", {"aws_secret_access_key": "s3-secret-value"}),
+        ("kazoo", {"password": "pw-value"}),
+        ("destination", {"aws_access_key_id": "AKIAPUBLIC"}),  # an id, not a secret
+    ],
+)
+def test_the_permissions_warning_follows_the_declared_secrets(
+    cli, config_file: Path, table: str, settings: dict[str, str]
+) -> None:
+    write(config_file, {"profiles": {"default": {table: settings}}}, mode=0o644)
+    warned = "readable by others" in cli("config", "show").stderr
+    assert warned is ("aws_access_key_id" not in settings)
+
+
 def test_private_file_or_file_without_secrets_gives_no_warning(cli, config_file: Path) -> None:
     kismet_file(config_file, profile="default")
     assert "readable by others" not in cli("config", "show").stderr
@@ -427,26 +443,89 @@ def test_config_unset_removes_only_that_key(cli, config_file: Path) -> None:
 
 
 def test_config_show_json_lists_every_registered_provider(cli) -> None:
-    from recfetch.providers import registry
+    from recfetch.providers import REGISTRY
 
     doc = show(cli)
-    assert set(doc["providers"]) == set(registry())
-    for name, cls in registry().items():
+    assert set(doc["providers"]) == set(REGISTRY)
+    for name, cls in REGISTRY.items():
         for setting in cls.settings:
             entry = doc["providers"][name][setting.key]
-            assert entry["secret"] == (setting.secret or config.is_secret_key(setting.key))
+            assert entry["secret"] is setting.secret  # the declaration is the only truth
             assert entry["source"] in ("unset", "default")
-
-
-def test_every_secret_setting_is_recognised_as_secret_by_config() -> None:
-    # config decides masking and the permissions warning by key name; the providers mark secrets.
-    from recfetch.providers import registry
-
-    for cls in registry().values():
-        for setting in cls.settings:
-            assert config.is_secret_key(setting.key) == setting.secret, (cls.name, setting.key)
 
 
 def test_sandbox_profile_written_by_the_fixture_is_private(sandbox_profile, config_file: Path) -> None:
     assert mode_of(config_file) == 0o600
     assert json.loads(json.dumps(config.load(config_file)))["profiles"]["sandbox"]
+
+
+# ---------------------------------------------------------------------------
+# the provider seam: a provider registered by one line gets all of the config handling
+
+
+def test_a_registered_provider_gets_login_masking_cmd_secrets_and_scrubbing(
+    cli, config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import parrot
+
+    from recfetch.sandbox import Sandbox
+
+    parrot.register(monkeypatch)
+    with Sandbox(providers=["parrot"]) as box:
+        url = box["parrot"].server.url
+        login = cli(
+            "parrot", "login", "--base-url", url, "--passphrase-stdin", input=parrot.PASSPHRASE + "\n"
+        )
+        assert login.exit_code == 0, login.output
+        assert parrot.PASSPHRASE not in login.output
+        saved = config.load(config_file)["profiles"]["default"]["parrot"]
+        assert saved == {"base_url": url, "passphrase": parrot.PASSPHRASE}
+
+        # `passphrase` holds none of the words a name heuristic would look for: the declaration masks it
+        shown = cli("config", "show", "parrot", "--json").json()["providers"]["parrot"]
+        assert shown["passphrase"]["secret"] is True
+        assert shown["passphrase"]["value"] == "****" + parrot.PASSPHRASE[-4:]
+        assert shown["base_url"] == {"value": url, "source": "file", "secret": False}
+
+        assert cli("config", "set", "parrot.passphrase_cmd", f"echo {parrot.PASSPHRASE}").exit_code == 0
+        assert cli("config", "set", "parrot.base_url_cmd", "echo x").exit_code == 2  # not a secret
+        listed = cli("parrot", "list", "--jsonl")
+        assert listed.exit_code == 0, listed.output
+        assert len(listed.jsonl()) == len(box["parrot"].items)
+
+        # a wrong passphrase is registered as a secret too: quoted back by the API, it is scrubbed
+        wrong = "Wrong-phrase-" + "q" * 20
+        monkeypatch.setenv("RECFETCH_PARROT_PASSPHRASE", wrong)
+        failed = cli("parrot", "list")
+        assert failed.exit_code == 4, failed.output
+        assert wrong not in failed.output and "bad passphrase" in failed.output
+
+
+@pytest.mark.parametrize("source", ["option", "env", "file", "cmd"])
+def test_a_secret_from_any_source_is_scrubbed_from_an_error_that_quotes_it(
+    cli, config_file: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """Parrot's stand-in quotes a rejected passphrase back in its 401 body; recfetch must not pass it on."""
+    import parrot
+
+    from recfetch.sandbox import Sandbox
+
+    wrong = f"Wrong-{source}-phrase-" + "z" * 16
+    parrot.register(monkeypatch)
+    with Sandbox(providers=["parrot"]) as box:
+        url = box["parrot"].server.url
+        if source == "option":
+            result = cli("parrot", "login", "--base-url", url, "--passphrase", wrong)
+        else:
+            table = {"base_url": url}
+            if source == "env":
+                monkeypatch.setenv("RECFETCH_PARROT_PASSPHRASE", wrong)
+            elif source == "file":
+                table["passphrase"] = wrong
+            else:
+                table["passphrase_cmd"] = f"echo {wrong}"
+            write(config_file, {"profiles": {"default": {"parrot": table}}})
+            result = cli("-vv", "parrot", "list")
+    assert result.exit_code == 4, result.output
+    assert "bad passphrase" in result.output  # the quoting error did reach the user...
+    assert wrong not in result.output  # ...without the secret

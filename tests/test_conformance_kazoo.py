@@ -154,7 +154,7 @@ def test_user_auth_request_body_conforms_to_the_user_auth_schema(
 
 
 def test_stand_in_listing_items_validate_against_call_recordings_schema(kazoo: Any) -> None:
-    with httpx.Client(base_url=kazoo.server.url) as http:
+    with httpx.Client(base_url=kazoo.server.url, trust_env=False) as http:
         token = http.put("/v2/api_auth", json={"data": {"api_key": standin_module.API_KEY}}).json()
         _validator("#/x-derived/auth_envelope").validate(token)
         headers = {"X-Auth-Token": token["auth_token"]}
@@ -204,7 +204,7 @@ def _error_cases(kazoo: Any, http: httpx.Client, headers: dict[str, str]) -> dic
 
 
 def test_stand_in_error_envelopes_conform_and_carry_the_documented_atoms(kazoo: Any) -> None:
-    with httpx.Client(base_url=kazoo.server.url) as http:
+    with httpx.Client(base_url=kazoo.server.url, trust_env=False) as http:
         token = http.put("/v2/api_auth", json={"data": {"api_key": standin_module.API_KEY}}).json()
         cases = _error_cases(kazoo, http, {"X-Auth-Token": token["auth_token"]})
         no_media = http.get(

@@ -236,7 +236,9 @@ def api(rtk_sandbox: Sandbox) -> Iterator[tuple[RealtimeKitStandIn, httpx.Client
     rtk = rtk_sandbox["realtimekit"]
     profile = rtk.profile()
     root = f"/client/v4/accounts/{profile['account_id']}/realtime/kit/{profile['app_id']}/recordings"
-    client = httpx.Client(base_url=rtk.server.url, headers={"Authorization": f"Bearer {API_TOKEN}"})
+    client = httpx.Client(
+        base_url=rtk.server.url, headers={"Authorization": f"Bearer {API_TOKEN}"}, trust_env=False
+    )
     yield rtk, client, root
     client.close()
 

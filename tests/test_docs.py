@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import REPO
 
 from recfetch.errors import ExitCode
-from recfetch.providers import registry
+from recfetch.providers import REGISTRY
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 
@@ -40,7 +40,7 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 def test_config_example_documents_every_setting_of_every_provider() -> None:
     data = tomllib.loads((REPO / "config.example.toml").read_text(encoding="utf-8"))
     tables = data["profiles"]["work"]
-    for name, cls in registry().items():
+    for name, cls in REGISTRY.items():
         keys = {s.key for s in cls.settings} | {"base_url"}
         assert set(tables[name]) == keys, name
 
@@ -52,7 +52,7 @@ def test_readme_exit_code_table_matches_the_error_tree() -> None:
 
 
 def test_readme_names_every_provider_verb(cli) -> None:
-    for name, cls in registry().items():
+    for name, cls in REGISTRY.items():
         result = cli(name, "--help")
         assert result.exit_code == 0
         for verb in ("login", "list", "show", "url", "download", "pull", *cls.extra_verbs):

@@ -862,7 +862,7 @@ def test_large_account_lists_quickly(cli: Any, config_file: Path, monkeypatch: p
 
 
 def _mock_kazoo(tmp_path: Path, listing: Any, *, auth: Any = None) -> Any:
-    from recfetch.providers.kazoo import Kazoo
+    from recfetch.providers.kazoo import KazooProvider
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/api_auth"):
@@ -877,7 +877,7 @@ def _mock_kazoo(tmp_path: Path, listing: Any, *, auth: Any = None) -> Any:
         "api_key": "k" * 64,
     }
     http = httpx.Client(transport=httpx.MockTransport(handler))
-    return Kazoo(settings, profile="unit", state_dir=tmp_path, http=http)
+    return KazooProvider(settings, profile="unit", state_dir=tmp_path, http=http)
 
 
 def test_numbers_as_strings_nulls_and_odd_items_are_accepted(tmp_path: Path) -> None:
@@ -948,3 +948,72 @@ def test_start_times_are_read_as_gregorian_seconds(value: Any, expected: str | N
 
     parsed = from_gregorian(value)
     assert (parsed.isoformat() if parsed else None) == expected
+
+
+def test_token_renewal_is_an_auth_flow_that_works_with_an_injected_client(tmp_path: Path) -> None:
+    """A 401 inside the auth flow logs in again once and resends, even on a client we did not build."""
+    from recfetch.providers.kazoo import KazooProvider
+
+    tokens = iter(["first-token-" + "a" * 30, "second-token-" + "b" * 30])
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.headers.get("X-Auth-Token")))
+        if request.url.path.endswith("/api_auth"):
+            assert "X-Auth-Token" not in request.headers  # logging in sends no token
+            return httpx.Response(201, json={"auth_token": next(tokens), "data": {}})
+        if request.headers["X-Auth-Token"].startswith("first"):
+            return httpx.Response(401, json={"error": "401", "message": "invalid_credentials"})
+        return httpx.Response(200, json={"data": {"name": "acme"}, "status": "success"})
+
+    settings = {"base_url": "https://kazoo.test:8000", "account_id": standin.ACCOUNT_ID, "api_key": "k" * 64}
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    provider = KazooProvider(settings, profile="unit", state_dir=tmp_path, http=http)
+    assert provider.api.get_json(f"accounts/{standin.ACCOUNT_ID}")["data"]["name"] == "acme"
+    paths = [path.rsplit("/", 1)[-1] for path, _ in seen]
+    assert paths == ["api_auth", standin.ACCOUNT_ID, "api_auth", standin.ACCOUNT_ID]
+    assert seen[-1][1] is not None and seen[-1][1].startswith("second")
+
+
+@pytest.mark.parametrize("key", ["short", "f" * 64])
+def test_login_with_a_short_or_wrong_api_key_exits_4_naming_api_key(
+    cli: Any, sandbox: Any, key: str
+) -> None:
+    kazoo = sandbox["kazoo"]
+    result = cli(
+        "kazoo", "login", "--base-url", kazoo.server.url, "--account-id", standin.ACCOUNT_ID,
+        "--api-key-stdin", input=key + "\n",
+    )  # fmt: skip
+    assert result.exit_code == 4, result.output
+    assert "rejected the api_key" in result.stderr
+    assert key not in result.output
+
+
+def test_interactive_login_stops_asking_for_a_user_once_an_api_key_is_given(
+    sandbox: Any, isolated: Path
+) -> None:
+    import io
+    import os
+    import sys
+
+    import pexpect
+
+    kazoo = sandbox["kazoo"]
+    log = io.BytesIO()
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "recfetch", "kazoo", "login", "--base-url", kazoo.server.url,
+         "--account-id", standin.ACCOUNT_ID],
+        env={**os.environ, "COLUMNS": "200", "TERM": "dumb"},
+        timeout=30,
+    )
+    child.logfile_read = log
+    child.expect("api_key")
+    child.sendline(standin.API_KEY)
+    child.expect(pexpect.EOF)
+    child.close()
+    transcript = log.getvalue().decode("utf-8", "replace")
+    assert child.exitstatus == 0, transcript
+    assert "username" not in transcript and "password" not in transcript and "account_name" not in transcript
+    saved = (isolated / "config" / "config.toml").read_text()
+    assert "api_key" in saved and "username" not in saved

@@ -16,14 +16,14 @@ from typing import Any
 import pexpect
 import pytest
 
-from recfetch.providers import get_provider, registry
+from recfetch.providers import REGISTRY, get_provider
 from recfetch.providers.base import RECORD_FIELDS, ListQuery
 from recfetch.sandbox import Sandbox
 from recfetch.sandbox.httpserver import Fault
 
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 ANSI = "\x1b["
-PAGED = [n for n in sorted(registry()) if n != "kaleyra"]  # kaleyra lists a local report, no paging
+PAGED = [n for n in sorted(REGISTRY) if n != "kaleyra"]  # kaleyra lists a local report, no paging
 
 
 def assert_record(record: dict[str, Any], provider: str, profile: str = "sandbox") -> None:

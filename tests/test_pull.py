@@ -21,14 +21,14 @@ from typing import Any
 
 import pytest
 
-from recfetch.providers import registry
+from recfetch.providers import REGISTRY
 from recfetch.providers.base import iso
 from recfetch.sandbox import Sandbox
 from recfetch.sandbox.httpserver import Fault, Response
 from recfetch.state import Lock, Watermarks
 
 REPO = Path(__file__).resolve().parent.parent
-PROVIDERS = tuple(registry())
+PROVIDERS = tuple(REGISTRY)
 STORAGE_BACKED = tuple(n for n in ("realtimekit", "bird", "kismet", "kaleyra") if n in PROVIDERS)
 DELETERS = tuple(n for n in ("kazoo", "bird") if n in PROVIDERS)
 
@@ -41,7 +41,7 @@ DELETERS = tuple(n for n in ("kazoo", "bird") if n in PROVIDERS)
 def mints(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
     """How many download URLs each provider minted during in-process runs."""
     counts: collections.Counter[str] = collections.Counter()
-    for name, cls in registry().items():
+    for name, cls in REGISTRY.items():
         original = cls.mint
 
         def counting(self: Any, recording: Any, _orig: Any = original, _name: str = name) -> Any:

@@ -17,7 +17,7 @@ from conftest import assert_no_credentials_at_storage
 
 from recfetch.errors import ConfigError, NotFoundError, ProviderError, UsageError
 from recfetch.providers.base import RECORD_FIELDS, ListQuery
-from recfetch.providers.realtimekit import RealtimeKit
+from recfetch.providers.realtimekit import RealtimeKitProvider
 from recfetch.sandbox import Sandbox
 from recfetch.sandbox.realtimekit import ACCOUNT_ID, API_TOKEN, APP_ID
 
@@ -345,11 +345,11 @@ def test_pull_downloads_every_ready_recording_and_explains_the_rest(
     for rid in ready:
         assert saved(tmp_path / "out", rid).read_bytes() == content(sandbox_rtk, rtk, rid)
     assert events[-1]["type"] == "summary" and events[-1]["downloaded"] == len(ready)
-    # Minted only for downloads: one GET per ready recording, none for the others.
-    assert rtk.gets == dict.fromkeys(ready, 1)
+    # The listing's URLs (7 days from expiry) serve the downloads: no GET per file (SPEC §3).
+    assert rtk.gets == {}
     again = cli("realtimekit", "pull", "-o", str(tmp_path / "out"), "--jsonl")
     assert again.exit_code == 0 and again.jsonl()[-1]["downloaded"] == 0
-    assert rtk.gets == dict.fromkeys(ready, 1)  # nothing re-minted for files already there
+    assert rtk.gets == {}  # nothing minted for files already there
 
 
 def test_pull_audio_fetches_only_audio_exports(
@@ -391,8 +391,9 @@ def test_expired_url_mid_pull_is_reminted_and_resumes_from_the_part(
     ready = rtk.ids(ready_only=True)
     for rid in ready:
         assert saved(tmp_path / "out", rid).read_bytes() == content(sandbox_rtk, rtk, rid)
-    # Minted again (a fresh GET) only for the file whose URL expired mid-transfer.
-    assert rtk.gets == {**dict.fromkeys(ready, 1), first: 2}
+    # URLs from the listing that were expired by then were re-minted once each, through the API;
+    # the cut file among them.
+    assert rtk.gets[first] == 1 and set(rtk.gets.values()) == {1} and set(rtk.gets) <= set(ready)
     gets = [r for r in storage.server.requests() if first in r.path]
     assert len(gets) == 3  # the cut transfer, the expired URL (403), the resumed one
     assert gets[1].query["X-Signature"] == gets[0].query["X-Signature"]
@@ -671,7 +672,7 @@ def test_control_post_and_put_are_not_retried_on_a_502(cli: Any, rtk: Any) -> No
 
 
 def test_provider_verbs_are_declared() -> None:
-    assert RealtimeKit.extra_verbs == ("active", "start", "stop", "pause", "resume")
+    assert RealtimeKitProvider.extra_verbs == ("active", "start", "stop", "pause", "resume")
 
 
 # ---------------------------------------------------------------------------
@@ -696,9 +697,9 @@ def test_login_verifies_then_saves_without_echoing_the_token(
 # parsing units (MockTransport): what a stand-in cannot easily be made to send
 
 
-def _provider(handler: Any, **options: Any) -> RealtimeKit:
+def _provider(handler: Any, **options: Any) -> RealtimeKitProvider:
     settings = {"account_id": ACCOUNT_ID, "app_id": APP_ID, "api_token": API_TOKEN}
-    return RealtimeKit(
+    return RealtimeKitProvider(
         settings,
         profile="t",
         state_dir=Path("."),
@@ -729,7 +730,7 @@ def test_a_page_served_again_is_an_error_not_a_loop() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"success": True, "data": [item], "paging": {"total_count": 9}})
 
-    with pytest.raises(ProviderError, match="again"):
+    with pytest.raises(ProviderError, match="realtimekit recordings listing does not end"):
         list(_provider(handler).iter_recordings(ListQuery()))
 
 
@@ -766,12 +767,12 @@ def test_liberal_parsing_of_strings_nulls_and_missing_keys() -> None:
 
 def test_settings_are_checked_before_they_reach_a_url_path() -> None:
     good = {"account_id": ACCOUNT_ID, "app_id": APP_ID, "api_token": API_TOKEN}
-    RealtimeKit.check_settings(good)
+    RealtimeKitProvider.check_settings(good)
     for key, value in (("account_id", "a/b"), ("app_id", "xyz"), ("api_token", "a b")):
         with pytest.raises(ConfigError):
-            RealtimeKit.check_settings({**good, key: value})
+            RealtimeKitProvider.check_settings({**good, key: value})
     with pytest.raises(ConfigError, match="api_token is not set"):
-        RealtimeKit.check_settings({**good, "api_token": ""})
+        RealtimeKitProvider.check_settings({**good, "api_token": ""})
 
 
 def test_unknown_status_filter_lists_the_valid_ones() -> None:
@@ -794,3 +795,32 @@ def test_mint_refuses_a_url_whose_expiry_has_passed() -> None:
     with pytest.raises(NotFoundError, match="expired at 2020-01-01T00:00:00Z") as info:
         provider.mint(recording)
     assert "clock" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cut in an emoji \ud83d.mp4",  # a lone UTF-16 surrogate, as a JavaScript backend sends it
+        "\x1b[31mred\x1b[0m\r\nnext line\x00.mp4",
+        "\u202eevil\u200f\u2067 rtl.mp4",
+        "é" * 300 + ".mp4",
+    ],
+)
+def test_hostile_names_from_the_provider_never_crash_any_output_and_make_valid_files(
+    cli: Any, rtk: Any, tmp_path: Path, name: str
+) -> None:
+    rid = rtk.add_recording(output_file_name=name)
+    for fmt in ("jsonl", "json", "csv", "table"):
+        result = cli("realtimekit", "list", "--format", fmt)
+        assert result.exit_code == 0, (fmt, result.output)
+        result.stdout.encode("utf-8")  # strict: a surrogate would not encode
+        assert "\x1b[31m" not in result.stdout and "\x00" not in result.stdout
+    record = next(r for r in listing(cli) if r["ref"] == rid)
+    assert "\ud83d" not in json.dumps(record, ensure_ascii=False).encode("utf-8", "surrogatepass").decode()
+    pulled = cli("realtimekit", "pull", "-o", "out", "--name", "{name}{ext}", "--no-archive", "--jsonl")
+    assert pulled.exit_code == 0, pulled.output
+    event = next(e for e in pulled.jsonl() if e.get("ref") == rid)
+    path = Path(event["path"])
+    assert event["outcome"] == "downloaded" and path.is_file()
+    assert path.resolve().parent == (tmp_path / "out").resolve()
+    assert len(path.name.encode("utf-8")) <= 255 and path.name.endswith(".mp4")

@@ -23,7 +23,8 @@ from typer.core import TyperGroup
 from recfetch import __version__
 from recfetch.cli import _complete
 from recfetch.cli._runtime import Runtime, report_internal, runtime, setup_logging
-from recfetch.providers import NAMES
+from recfetch.providers import ALIASES, REGISTRY, get_provider
+from recfetch.providers.base import Provider
 
 GLOBAL = "(global) "
 
@@ -173,8 +174,15 @@ class _RootGroup(TyperGroup):
             extra["obj"] = Runtime(json_errors=_json_requested(args))
         return super().make_context(info_name, args, parent, **extra)
 
+    def list_commands(self, ctx: Any) -> list[str]:
+        known = super().list_commands(ctx)
+        return [*(name for name in REGISTRY if name not in known), *known]
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in REGISTRY:
+            # Registered after this app was built (a provider defined by a test): built when asked.
+            command = _provider_command(get_provider(cmd_name))
         return None if command is None else with_global_options(command)
 
     def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
@@ -236,7 +244,7 @@ def _show_usage_error(exc: Exception, argv: list[str]) -> None:
         return
     ctx = getattr(exc, "ctx", None)
     words = (ctx.command_path.split() if ctx is not None else [])[1:2]
-    provider = words[0] if words and words[0] in NAMES else None
+    provider = ALIASES.get(words[0], words[0]) if words and words[0] in {*REGISTRY, *ALIASES} else None
     where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
     payload = {
         "type": "error",
@@ -325,14 +333,20 @@ def root(
     """List and download call recordings from five providers' REST APIs."""
 
 
-def _register() -> None:
-    import importlib
+@functools.cache
+def _provider_command(cls: type[Provider]) -> Any:
+    from recfetch.cli._providers import provider_app
 
-    for name in NAMES:
-        module = importlib.import_module(f"recfetch.cli.{name}")
-        app.add_typer(module.app, name=name)
-        if name == "realtimekit":
-            app.add_typer(module.app, name="cloudflare", hidden=True)
+    return typer.main.get_command(provider_app(cls))
+
+
+def _register() -> None:
+    from recfetch.cli._providers import provider_app
+
+    for name, cls in REGISTRY.items():
+        app.add_typer(provider_app(cls), name=name)
+    for alias, name in ALIASES.items():
+        app.add_typer(provider_app(REGISTRY[name]), name=alias, hidden=True)
     from recfetch.cli import misc
 
     misc.register(app)

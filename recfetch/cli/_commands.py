@@ -98,10 +98,13 @@ def login(rt: Runtime, name: str, values: dict[str, Any], *, no_verify: bool) ->
     for setting in cls.settings:
         if setting.key in given or setting.key in from_env or not setting.prompt or not interactive:
             continue
+        alternative = setting.unless
+        if alternative and (given.get(alternative) or alternative in from_env or existing.get(alternative)):
+            continue  # the alternative login is already there (kazoo: api_key, not a user)
         answer = _prompt(setting, existing.get(setting.key))
         if answer:
             given[setting.key] = answer
-    resolved = config.materialize(rt.settings(cls, cli_values=given))
+    resolved = config.materialize(rt.settings(cls, cli_values=given), cls.secret_keys())
     try:
         cls.check_settings(resolved)
     except ConfigError as exc:
@@ -264,7 +267,12 @@ def download(rt: Runtime, name: str, refs: list[str], opts: DownloadOptions, fmt
     result: BatchResult | None = None
     try:
         check_template(opts.name)
-        provider = rt.provider(name, options=clean_filters(opts.filters), retries=opts.retries)
+        provider = rt.provider(
+            name,
+            options=clean_filters(opts.filters),
+            retries=opts.retries,
+            api_concurrency=opts.api_concurrency,
+        )
     except RecfetchError as exc:
         _early_summary(rt, fmt, exc)
         raise
@@ -290,7 +298,9 @@ def pull(rt: Runtime, name: str, opts: PullOptions, fmt: str) -> int:
         query = build_query(
             since=opts.since, until=opts.until, tz=opts.tz, limit=opts.limit, filters=opts.filters
         )
-        provider = rt.provider(name, options=query.options, retries=opts.retries)
+        provider = rt.provider(
+            name, options=query.options, retries=opts.retries, api_concurrency=opts.api_concurrency
+        )
     except RecfetchError as exc:
         _early_summary(rt, fmt, exc)
         raise

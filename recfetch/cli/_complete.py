@@ -53,10 +53,10 @@ def profiles_in(path: Path, incomplete: str) -> list[str]:
 
 def config_keys(incomplete: str) -> list[str]:
     """PROVIDER.KEY for every declared setting, and KEY_cmd for secrets (what `config set/unset` take)."""
-    from recfetch.providers import registry
+    from recfetch.providers import REGISTRY
 
     keys: list[str] = []
-    for name, cls in registry().items():
+    for name, cls in REGISTRY.items():
         known = [s.key for s in cls.settings]
         if "base_url" not in known:
             known.append("base_url")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from recfetch.providers import ALIASES, registry
+from recfetch.providers import ALIASES, REGISTRY
 
 TOP_LEVEL = ("default_profile", "profiles")
 PROFILE_TABLES_BESIDES_PROVIDERS = ("destination",)
@@ -37,7 +37,7 @@ def unknown_keys(path: Path, data: dict[str, Any]) -> Iterator[str]:
     for key in data:
         if key not in TOP_LEVEL:
             yield f"warning: {path}: unknown top-level key {key!r}{_guess(key, list(TOP_LEVEL))}"
-    providers = registry()
+    providers = REGISTRY
     for profile, tables in (data.get("profiles") or {}).items():
         if not isinstance(tables, dict):
             continue

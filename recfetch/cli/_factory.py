@@ -11,6 +11,7 @@ request turns it into the job's options object and calls the body in `_commands`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,12 +32,13 @@ from recfetch.jobs.options import (
     PullOptions,
     cli_fields,
 )
+from recfetch.providers.base import Flag as ProviderFlag
 from recfetch.providers.base import Provider
 
 
 @dataclass(frozen=True)
 class Flag:
-    """One provider-specific option, e.g. `--user ID` (repeatable) on kismet list."""
+    """One provider-specific option as Typer sees it, made from the provider's plain-data `Flag`."""
 
     name: str
     decls: tuple[str, ...]
@@ -208,18 +210,41 @@ def _verb(app: typer.Typer, verb: str, title: str, fields: list[FieldSpec], body
     app.command(verb, help=help, epilog=examples(provider, verb), cls=_Verb)(request)
 
 
-def build_provider_app(
-    cls: type[Provider],
-    *,
-    list_flags: tuple[Flag, ...] = (),
-    download_flags: tuple[Flag, ...] = (),
-    ref_help: str = "Recording ref (the `ref` field of `list`).",
-    list_help: str | None = None,
-    delete_help: str | None = None,
-) -> typer.Typer:
-    """The sub-app with login, list, show, url, download and pull (and delete when it can)."""
+@functools.cache
+def _choice_enum(name: str, choices: tuple[str, ...]) -> type[Enum]:
+    return Enum(name, {choice: choice for choice in choices}, type=str)  # type: ignore[return-value]
+
+
+def _cli_flag(flag: ProviderFlag) -> Flag:
+    """A provider's flag (plain data) as a Typer option; choices become an Enum that `_values` unwraps."""
+    base: Any = _choice_enum(flag.name, flag.choices) if flag.choices else flag.kind
+    if flag.repeatable:
+        kind: Any = list[base] | None  # type: ignore[valid-type]
+    elif flag.negatable or (flag.default is None and flag.kind is not bool):
+        kind = base | None
+    else:
+        kind = base
+    decls = (f"{flag.option}/--no-{flag.option[2:]}",) if flag.negatable else (flag.option,)
+    return Flag(flag.name, decls, flag.help, type=kind, default=flag.default, metavar=flag.metavar)
+
+
+def _flags_for(cls: type[Provider], verb: str) -> tuple[Flag, ...]:
+    return tuple(_cli_flag(f) for f in cls.flags if verb in f.verbs)
+
+
+def build_provider_app(cls: type[Provider]) -> typer.Typer:
+    """The sub-app with login, list, show, url, download and pull (and delete when it can), with the
+    provider's own flags and help texts as its class declares them."""
     name = cls.name
-    app = typer.Typer(name=name, help=f"{cls.title} recordings.", no_args_is_help=True, rich_markup_mode=None)
+    list_flags, download_flags = _flags_for(cls, "list"), _flags_for(cls, "download")
+    ref_help, list_help, delete_help = cls.ref_help, cls.list_help, cls.delete_help
+    app = typer.Typer(
+        name=name,
+        help=f"{cls.title} recordings.",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        add_completion=False,
+    )
     filters_panel = f"{cls.title} filters"
     dl_panel = f"{cls.title} download"
     _add_login(app, cls)
@@ -237,7 +262,7 @@ def build_provider_app(
     )
 
     ref_field = _spec("ref", Annotated[str, typer.Argument(help=ref_help, show_default=False)])
-    show_flags = tuple(f for f in list_flags if f.name in ("from_report", "id_column"))
+    show_flags = _flags_for(cls, "show")
     _verb(
         app,
         "show",

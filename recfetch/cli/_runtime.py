@@ -148,6 +148,7 @@ class Runtime:
         *,
         options: Mapping[str, Any] | None = None,
         retries: int = 5,
+        api_concurrency: int = 4,
         cli_values: Mapping[str, str | None] | None = None,
         http: Any = None,
     ) -> Provider:
@@ -155,7 +156,7 @@ class Runtime:
         resolved = self.settings(cls, cli_values)
         if not any(item.source in ("option", "env") for item in resolved.values()):
             self.check_profile()
-        values = config.materialize(resolved)
+        values = config.materialize(resolved, cls.secret_keys())
         cls.check_settings(values)
         check_base_url(cls.name, values.get("base_url"))
         return cls(
@@ -164,6 +165,7 @@ class Runtime:
             state_dir=config.state_dir(),
             options=options,
             retries=retries,
+            api_concurrency=api_concurrency,
             stop=self.stop,
             http=http,
         )

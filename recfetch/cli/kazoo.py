@@ -6,42 +6,12 @@ from typing import Annotated, cast
 
 import typer
 
-from recfetch.cli._factory import Flag, Format, build_provider_app, fmt_of
+from recfetch.cli._factory import Format, build_provider_app, fmt_of
 from recfetch.cli._runtime import reported, runtime
 from recfetch.output import write_one
-from recfetch.providers.kazoo import Kazoo, parse_tags
+from recfetch.providers.kazoo import KazooProvider, parse_tags
 
-LIST_FLAGS = (
-    Flag(
-        "user",
-        ("--user",),
-        "Only this user's recordings (the user's 32-hex id; /users/{id}/recordings).",
-        metavar="USER_ID",
-    ),
-    Flag(
-        "filter",
-        ("--filter",),
-        "Kazoo filter, sent as filter_KEY=VALUE; repeatable, all must match "
-        "(e.g. direction=inbound, custom_channel_vars.queue=sales, not_owner_id=ID).",
-        type=list[str] | None,
-        metavar="KEY=VALUE",
-    ),
-)
-
-LIST_HELP = (
-    "List Kazoo recordings, paging to the end. Kazoo answers at most 31 days per request: "
-    "--since further back is walked in 31-day windows, newest first. Without --since the "
-    "listing covers the 31 days before --until (default now)."
-)
-
-app = build_provider_app(
-    Kazoo,
-    list_flags=LIST_FLAGS,
-    ref_help="Recording id, YYYYMM-<32 hex> (the `ref` field of `list`).",
-    list_help=LIST_HELP,
-    delete_help="Kazoo deletes the metadata doc and media stored on it; copies on an external "
-    "storage provider are not deleted.",
-)
+app = build_provider_app(KazooProvider)
 
 
 @app.command(
@@ -69,7 +39,7 @@ def tag(
     fmt = fmt_of({"format": format, "json_": json_, "jsonl": jsonl})
     rt = runtime(ctx)
     metadata = parse_tags(pairs)
-    provider = cast(Kazoo, rt.provider("kazoo"))
+    provider = cast(KazooProvider, rt.provider("kazoo"))
     try:
         write_one(rt.ui, provider.tag(ref, metadata).to_dict(), fmt)
     finally:

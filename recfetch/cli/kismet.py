@@ -8,34 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
-from recfetch.cli._factory import Flag, Format, build_provider_app, fmt_of
+from recfetch.cli._factory import Format, build_provider_app, fmt_of
 from recfetch.cli._runtime import Runtime, reported, runtime
 from recfetch.output import write_records
 from recfetch.providers.kismet import KismetProvider
 
-LIST_FLAGS = (
-    Flag(
-        "user",
-        ("--user",),
-        "Only this organization user id (repeatable); default: every user.",
-        type=list[str] | None,
-        metavar="ID",
-    ),
-    Flag("call", ("--call",), "Only this call id (needs exactly one --user).", metavar="ID"),
-    Flag(
-        "email",
-        ("--email",),
-        "Only users matching this email (Kismet's server-side filter).",
-        metavar="EMAIL",
-    ),
-)
-
-app = build_provider_app(
-    KismetProvider,
-    list_flags=LIST_FLAGS,
-    ref_help="Recording ref USER_ID/CALL_ID/EGRESS_ID (the `ref` field of `list`).",
-    list_help="List the organization's recordings (users → ended calls → egresses), paging to the end.",
-)
+app = build_provider_app(KismetProvider)
 
 USER_COLUMNS = ("id", "email", "display_name", "is_admin", "created_at")
 CALL_COLUMNS = ("id", "name", "state", "is_ended", "has_egresses", "participants", "created_at")

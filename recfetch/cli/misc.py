@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,7 +14,8 @@ from recfetch.cli import _complete
 from recfetch.cli._fastcomplete import SPEC_FILE
 from recfetch.cli._runtime import check_base_url, reported, runtime
 from recfetch.errors import UsageError
-from recfetch.providers import NAMES, get_provider, registry
+from recfetch.providers import REGISTRY, get_provider
+from recfetch.providers.base import Provider
 from recfetch.redact import mask
 
 config_app = typer.Typer(
@@ -55,7 +55,7 @@ def config_show(
     data = rt.data()
     profile, profile_source = config.active_profile(rt.profile_cli, data)
     rt.check_profile()
-    names = [_provider_name(provider)] if provider else list(registry())
+    names = [_provider_name(provider)] if provider else list(REGISTRY)
     doc: dict[str, object] = {
         "config": str(rt.config_path),
         "state_dir": str(config.state_dir()),
@@ -71,10 +71,11 @@ def config_show(
     for name in names:
         cls = get_provider(name)
         resolved = rt.settings(cls)
+        secrets = cls.secret_keys()
         entries = {}
         lines.append(f"[{name}]")
         for key, item in resolved.items():
-            secret = config.is_secret_key(key)
+            secret = key in secrets
             if item.source.startswith("cmd:"):
                 shown, source = f"<from {key}_cmd>", "cmd"
             elif item.value is None:
@@ -96,18 +97,18 @@ def _provider_name(name: str) -> str:
     try:
         return get_provider(name).name
     except KeyError:
-        raise UsageError(f"unknown provider {name!r}", hint="one of: " + ", ".join(NAMES)) from None
+        raise UsageError(f"unknown provider {name!r}", hint="one of: " + ", ".join(REGISTRY)) from None
 
 
 def _check_key(provider: str, key: str) -> None:
     cls = get_provider(provider)
     known = {s.key for s in cls.settings} | {"base_url"}
+    secrets = cls.secret_keys()
     base = key.removesuffix("_cmd")
-    if base not in known or (key.endswith("_cmd") and not config.is_secret_key(base)):
+    if base not in known or (key.endswith("_cmd") and base not in secrets):
         raise UsageError(
             f"{provider} has no setting {key!r}",
-            hint="known: "
-            + ", ".join(sorted(known | {k + "_cmd" for k in known if config.is_secret_key(k)})),
+            hint="known: " + ", ".join(sorted(known | {k + "_cmd" for k in secrets})),
         )
 
 
@@ -127,7 +128,7 @@ def config_set(
     provider, name = config.split_dotted(key)
     provider = _provider_name(provider)
     _check_key(provider, name)
-    if config.is_secret_key(name) and not name.endswith("_cmd"):
+    if name in get_provider(provider).secret_keys():
         rt.ui.warn(
             f"warning: a secret on the command line stays in your shell history; "
             f"`recfetch {provider} login` asks for it with hidden input"
@@ -168,7 +169,7 @@ def providers_cmd(
 
     rt = runtime(ctx)
     items = []
-    for name, cls in registry().items():
+    for name, cls in REGISTRY.items():
         values = {
             k: v.value or ("cmd" if v.source.startswith("cmd:") else None)
             for k, v in rt.settings(cls).items()
@@ -178,7 +179,7 @@ def providers_cmd(
             cls.check_settings({k: v for k, v in values.items() if v})
         except Exception:
             configured = False
-        verbs = _verbs(name, cls.extra_verbs)
+        verbs = _verbs(cls)
         items.append({"provider": name, "title": cls.title, "verbs": verbs, "configured": configured})
     if as_json:
         rt.ui.line(json.dumps({"profile": rt.profile, "items": items}, indent=2))
@@ -194,17 +195,15 @@ def providers_cmd(
 COMMON_VERBS = ("login", "list", "show", "url", "download", "pull")
 
 
-def _verbs(name: str, declared: tuple[str, ...]) -> list[str]:
-    """The verbs the provider's sub-app really has (its CLI module is the truth), common ones first."""
-    try:
-        module = importlib.import_module(f"recfetch.cli.{name}")
-        commands = [
-            info.name or get_command_name(info.callback.__name__)
-            for info in module.app.registered_commands
-            if info.callback is not None and not info.hidden
-        ]
-    except (ModuleNotFoundError, AttributeError):
-        commands = [*COMMON_VERBS, *declared]
+def _verbs(cls: type[Provider]) -> list[str]:
+    """The verbs the provider's sub-app really has (the generated app is the truth), common ones first."""
+    from recfetch.cli._providers import provider_app
+
+    commands = [
+        info.name or get_command_name(info.callback.__name__)
+        for info in provider_app(cls).registered_commands
+        if info.callback is not None and not info.hidden
+    ]
     return [v for v in COMMON_VERBS if v in commands] + [v for v in commands if v not in COMMON_VERBS]
 
 

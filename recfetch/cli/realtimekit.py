@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
-from recfetch.cli._factory import Flag, Format, build_provider_app, fmt_of
+from recfetch.cli._factory import Format, build_provider_app, fmt_of
 from recfetch.cli._runtime import Runtime, reported, runtime
 from recfetch.output import write_one
 from recfetch.providers.base import Recording
-from recfetch.providers.realtimekit import STATUSES, RealtimeKit
+from recfetch.providers.realtimekit import RealtimeKitProvider
 
 
 class AudioCodec(str, Enum):
@@ -25,40 +25,7 @@ class AudioChannel(str, Enum):
     stereo = "stereo"
 
 
-LIST_FLAGS = (
-    Flag("meeting", ("--meeting",), "Only recordings of this meeting (its UUID).", metavar="ID"),
-    Flag(
-        "status",
-        ("--status",),
-        "Only recordings in this RealtimeKit status, any case; repeatable: " + ", ".join(STATUSES) + ".",
-        type=list[str] | None,
-        metavar="S",
-    ),
-    Flag("search", ("--search",), "Only recordings whose meeting id or title matches TEXT.", metavar="TEXT"),
-    Flag(
-        "expired",
-        ("--expired/--no-expired",),
-        "Only recordings expired (or not) on RealtimeKit's bucket, which keeps them 7 days.",
-        type=bool | None,
-        default=None,
-    ),
-)
-DOWNLOAD_FLAGS = (
-    Flag(
-        "audio",
-        ("--audio",),
-        "Fetch the audio-only export (audio_download_url) instead of the video; its ref is <uuid>_audio.",
-        type=bool,
-        default=False,
-    ),
-)
-
-app = build_provider_app(
-    RealtimeKit,
-    list_flags=LIST_FLAGS,
-    download_flags=DOWNLOAD_FLAGS,
-    ref_help="Recording uuid (the `ref` field of `list`); <uuid>_audio names its audio export.",
-)
+app = build_provider_app(RealtimeKitProvider)
 
 FormatOpt = Annotated[
     Format | None, typer.Option("--format", help="Output format: table, json, jsonl or csv.")
@@ -70,11 +37,11 @@ RefArg = Annotated[
 ]
 
 
-def _one(rt: Runtime, fmt: str, action: Callable[[RealtimeKit], Recording]) -> None:
+def _one(rt: Runtime, fmt: str, action: Callable[[RealtimeKitProvider], Recording]) -> None:
     """Run ``action`` against the profile's RealtimeKit and print the record it returns."""
-    provider = rt.provider(RealtimeKit.name)
+    provider = rt.provider(RealtimeKitProvider.name)
     try:
-        assert isinstance(provider, RealtimeKit)
+        assert isinstance(provider, RealtimeKitProvider)
         recording = action(provider)
     finally:
         provider.close()

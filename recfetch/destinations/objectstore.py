@@ -22,6 +22,7 @@ from typing import Any
 from recfetch.destinations.settings import StoreSettings
 from recfetch.destinations.upload import ObjectUpload
 from recfetch.errors import ConfigError, LocalIOError, RecfetchError, TransferError, UsageError
+from recfetch.urls import is_loopback
 
 SCHEMES = ("s3",)
 OTHER_SCHEMES = ("gs", "az", "abfs", "abfss", "azure", "gcs", "r2")
@@ -149,6 +150,9 @@ class ObjectStore:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
             s3={"addressing_style": "path"} if s.endpoint_url else {},
+            # An endpoint on this machine is never reached through HTTP(S)_PROXY ({} = no proxy;
+            # None lets botocore read the environment, as it should for a real store).
+            proxies={} if s.endpoint_url and is_loopback(s.endpoint_url) else None,
         )
         try:
             session = boto3.session.Session(

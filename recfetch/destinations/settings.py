@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from recfetch.config import Sourced, is_secret_key, profile_table, run_secret_command
+from recfetch.config import Sourced, profile_table, run_secret_command
 from recfetch.redact import register_secret
 
 TABLE = "destination"
@@ -30,6 +30,10 @@ KEYS = (
 )
 """Settings recfetch passes to the store client; anything else the library reads from its own
 standard chain (~/.aws/config, web identity tokens in Kubernetes, instance roles)."""
+
+SECRETS = frozenset({"aws_secret_access_key", "aws_session_token"})
+"""The keys whose values are secrets: registered for scrubbing, and they make a readable config
+file worth a warning (config.py reads this too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,7 @@ def resolve(data: Mapping[str, Any], profile: str, environ: Mapping[str, str] | 
         if value is None and item.source.startswith("cmd:"):
             value = run_secret_command(item.source[4:], key=f"{TABLE}.{key}")
         if value:
-            if is_secret_key(key) and key != "aws_access_key_id":
+            if key in SECRETS:
                 register_secret(value)
             values[key] = value
     return StoreSettings(

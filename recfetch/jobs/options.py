@@ -25,8 +25,7 @@ annotation the flag's type. `cli_fields(cls)` yields ``(field, metadata)`` for t
 exposed fields in declaration order. Fields without ``"cli"`` metadata are not
 flags: `filters` (the provider's own flags, declared by each provider) and
 options whose behaviour is not wired yet, which get their metadata when their
-owner wires them: `api_concurrency` (the provider HTTP client's limiter) and
-`shard` (SPEC §9).
+owner wires them: `shard` (SPEC §9).
 
 Output format (`--format/--json/--jsonl`, SPEC §4) is the CLI's rendering
 choice, not an option of the job, so it is not here.
@@ -172,8 +171,19 @@ class DownloadOptions:
             max=64,
         ),
     )
-    api_concurrency: int = 4
-    """Parallel requests to the provider's API; not wired yet (no CLI metadata)."""
+    api_concurrency: int = field(
+        default=4,
+        metadata=_cli(
+            "--api-concurrency",
+            help="Parallel requests to the provider's API (listing, minting, deleting); "
+            "a 429 lowers it for the run.",
+            panel=DOWNLOAD_PANEL,
+            metavar="N",
+            min=1,
+            max=32,
+        ),
+    )
+    """The provider's API lane (`providers.limiter.ApiLimiter`), separate from --jobs transfers."""
     retries: int = field(
         default=5,
         metadata=_cli(

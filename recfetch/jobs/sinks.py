@@ -36,8 +36,8 @@ from recfetch.jobs.journal import reconcile, sidecar_path
 from recfetch.jobs.options import DownloadOptions
 from recfetch.logfile import LogFile
 from recfetch.providers.base import Provider, Recording
-from recfetch.redact import redact_url
 from recfetch.state import Archive, ArchiveEntry, default_archive_path
+from recfetch.urls import strip_signed
 
 Extra = dict[str, Any] | None
 """Fields a sink adds to the file event (e.g. ``{"deleted": true}``)."""
@@ -173,17 +173,6 @@ class ManifestSink(Sink):
         return None
 
 
-def _strip_signed_urls(value: Any) -> Any:
-    """Belt and braces for the sidecar: no URL query string (where signatures live) is stored."""
-    if isinstance(value, str):
-        return redact_url(value) if value.startswith(("http://", "https://")) and "?" in value else value
-    if isinstance(value, dict):
-        return {k: _strip_signed_urls(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strip_signed_urls(v) for v in value]
-    return value
-
-
 class MetadataSink(Sink):
     """`--write-metadata`: the SPEC §4 record beside the file as `<file>.json`."""
 
@@ -191,7 +180,8 @@ class MetadataSink(Sink):
 
     @staticmethod
     def render(recording: Recording) -> str:
-        return json.dumps(_strip_signed_urls(recording.to_dict()), indent=2, ensure_ascii=False) + "\n"
+        # Belt and braces for the sidecar: no URL query string (where signatures live) is stored.
+        return json.dumps(strip_signed(recording.to_dict()), indent=2, ensure_ascii=False) + "\n"
 
     def commit(self, recording: Recording, res: FileResult) -> Extra:
         path = sidecar_path(Path(res.path or ""))

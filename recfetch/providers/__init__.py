@@ -1,40 +1,38 @@
-"""The provider registry: name -> Provider class, in the order the CLI lists them."""
+"""The provider registry: name -> Provider class, in the order the CLI lists them.
+
+Config, the sandbox, the CLI and the tests all read `REGISTRY`; adding a provider is
+its module plus one line here (and its sandbox stand-in and docs).
+"""
 
 from __future__ import annotations
 
-import importlib
+from typing import Final
 
 from recfetch.providers.base import Provider
+from recfetch.providers.bird import BirdProvider
+from recfetch.providers.kaleyra import KaleyraProvider
+from recfetch.providers.kazoo import KazooProvider
+from recfetch.providers.kismet import KismetProvider
+from recfetch.providers.realtimekit import RealtimeKitProvider
 
-__all__ = ["NAMES", "get_provider", "registry"]
+__all__ = ["ALIASES", "REGISTRY", "get_provider", "names"]
 
-NAMES = ("kismet", "realtimekit", "kazoo", "kaleyra", "bird")
-ALIASES = {"cloudflare": "realtimekit"}
+REGISTRY: Final[dict[str, type[Provider]]] = {
+    "kismet": KismetProvider,
+    "realtimekit": RealtimeKitProvider,
+    "kazoo": KazooProvider,
+    "kaleyra": KaleyraProvider,
+    "bird": BirdProvider,
+}
+ALIASES: Final[dict[str, str]] = {"cloudflare": "realtimekit"}
+"""Other names a provider answers to on the command line (hidden from help)."""
+
+
+def names() -> tuple[str, ...]:
+    """The registered provider names, in CLI order."""
+    return tuple(REGISTRY)
 
 
 def get_provider(name: str) -> type[Provider]:
-    """The Provider class for ``name`` (or an alias)."""
-    name = ALIASES.get(name, name)
-    if name not in NAMES:
-        raise KeyError(name)
-    module = importlib.import_module(f"recfetch.providers.{name}")
-    for value in vars(module).values():
-        if (
-            isinstance(value, type)
-            and issubclass(value, Provider)
-            and value is not Provider
-            and getattr(value, "name", None) == name
-        ):
-            return value
-    raise KeyError(name)
-
-
-def registry() -> dict[str, type[Provider]]:
-    """Every provider whose module is present."""
-    out: dict[str, type[Provider]] = {}
-    for name in NAMES:
-        try:
-            out[name] = get_provider(name)
-        except (KeyError, ModuleNotFoundError):
-            continue
-    return out
+    """The Provider class for ``name`` (or an alias); KeyError when there is none."""
+    return REGISTRY[ALIASES.get(name, name)]

@@ -6,12 +6,13 @@ types here, the way httpx maps httpcore's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
@@ -24,8 +25,9 @@ from recfetch.errors import (
     RecfetchError,
     TransferError,
 )
-from recfetch.redact import redact_url
+from recfetch.providers.limiter import ApiLimiter
 from recfetch.tls import shared_ssl_context
+from recfetch.urls import is_loopback, origin_of, redact_url
 
 log = logging.getLogger("recfetch.api")
 
@@ -36,12 +38,6 @@ USER_AGENT = "recfetch/0.1 (+https://github.com/recfetch/recfetch)"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
-
-
 def parse_json(response: httpx.Response) -> Any:
     """The body as JSON, or None when it is not JSON."""
     try:
@@ -50,12 +46,23 @@ def parse_json(response: httpx.Response) -> Any:
         return None
 
 
+class HeaderAuth(httpx.Auth):
+    """Credential headers from ``headers()``, added to every authenticated request."""
+
+    def __init__(self, headers: Callable[[], Mapping[str, str]]) -> None:
+        self._headers = headers
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(self._headers())
+        yield request
+
+
 class ApiClient:
     """Talks to exactly one provider API origin; refuses to send credentials anywhere else.
 
-    ``auth`` is a callable returning the credential headers for each request (so
-    a provider can renew a token); ``on_unauthorized`` may renew it once and
-    return True to retry a 401.
+    ``auth`` is an `httpx.Auth` applied to every authenticated request (a provider whose
+    tokens expire renews them inside its auth flow). ``retry_after_floor`` is how long a
+    429 without Retry-After waits at least.
     """
 
     def __init__(
@@ -63,18 +70,22 @@ class ApiClient:
         base_url: str,
         *,
         provider: str,
-        auth: Callable[[], Mapping[str, str]] | None = None,
+        auth: httpx.Auth | None = None,
         error_mapper: ErrorMapper | None = None,
         retries: int = 5,
         client: httpx.Client | None = None,
         stop: threading.Event | None = None,
+        retry_after_floor: float | None = None,
+        limiter: ApiLimiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
-        self.origin = _origin(self.base_url)
+        self.origin = origin_of(self.base_url)
         self.provider = provider
         self.auth = auth
         self.error_mapper = error_mapper
-        self.on_unauthorized: Callable[[], bool] | None = None
+        self.retry_after_floor = retry_after_floor
+        self.limiter = limiter or ApiLimiter()
+        """Shared by every thread using this client: the provider's API lane (SPEC §3)."""
         self.retries = retries
         self.stop = stop
         self._own_client = client is None
@@ -83,6 +94,8 @@ class ApiClient:
             headers={"User-Agent": USER_AGENT},
             follow_redirects=False,
             verify=shared_ssl_context(),  # one CA bundle load per process, not per client
+            # HTTP(S)_PROXY applies to real API hosts; this machine (the sandbox) is never proxied.
+            trust_env=not is_loopback(self.base_url),
         )
 
     def url(self, path: str) -> str:
@@ -113,30 +126,31 @@ class ApiClient:
         Any other status becomes a RecfetchError via the provider's error mapper.
         """
         url = self.url(path)
-        if _origin(url) != self.origin:  # credentials go only to the provider's API host
+        if origin_of(url) != self.origin:  # credentials go only to the provider's API host
             raise ProviderError(
                 f"refusing to send {self.provider} credentials to {redact_url(url)}",
                 provider=self.provider,
             )
         if idempotent is None:
             idempotent = method.upper() in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
-        renewed = False
         attempt = 0
         while True:
             attempt += 1
-            send_headers = dict(headers or {})
-            if authenticated and self.auth is not None:
-                send_headers.update(self.auth())
             log.debug("%s %s (attempt %d)", method, redact_url(url), attempt)
             try:
-                response = self.http.request(
-                    method,
-                    url,
-                    params=_clean(params),
-                    json=json_body,
-                    data=data,
-                    headers=send_headers,
-                )
+                # A login (unauthenticated) takes no slot: the thread renewing a token holds the
+                # provider's token lock, and the threads holding slots may be waiting for that lock.
+                lane = self.limiter.slot(self.stop) if authenticated else contextlib.nullcontext()
+                with lane:
+                    response = self.http.request(
+                        method,
+                        url,
+                        params=_clean(params),
+                        json=json_body,
+                        data=data,
+                        headers=dict(headers or {}),
+                        auth=self.auth if authenticated else None,
+                    )
             except httpx.TransportError as exc:
                 if idempotent and attempt <= self.retries:
                     self._wait(attempt, None)
@@ -148,15 +162,13 @@ class ApiClient:
                 ) from None
             log.debug("-> %d %s", response.status_code, redact_url(url))
             status = response.status_code
+            wait = backoff.retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is None and status == 429:
+                wait = self.retry_after_floor
+            self.limiter.observe(status, response.headers, wait if status == 429 else None)
             if status in ok:
                 return response
-            if status == 401 and authenticated and not renewed and self.on_unauthorized:
-                renewed = True
-                if self.on_unauthorized():
-                    attempt -= 1
-                    continue
             if status == 429 or status >= 500:
-                wait = backoff.retry_after_seconds(response.headers.get("Retry-After"))
                 retry_ok = (idempotent or status in (429, 503)) and attempt <= self.retries
                 if retry_ok and (wait is None or wait <= backoff.MAX_HONOURED_WAIT):
                     self._wait(attempt, wait)
@@ -216,7 +228,7 @@ def _detail(body: Any) -> str | None:
             if isinstance(value, str) and value:
                 return value
             if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return value["message"]
+                return str(value["message"])
     return None
 
 

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import httpx
 
 from recfetch.errors import ConfigError, RecfetchError
-from recfetch.providers._http import ApiClient
+from recfetch.providers._http import ApiClient, HeaderAuth
+from recfetch.providers.limiter import ApiLimiter, Budget
+from recfetch.redact import scrub_raw
+from recfetch.urls import origin_of  # re-exported: the download engine imports it from here
 
 __all__ = [
     "STATUSES",
     "DownloadTarget",
+    "Flag",
     "ListQuery",
     "Provider",
     "Recording",
@@ -53,6 +57,43 @@ RECORD_FIELDS = (
 """SPEC §4 recording record, in output order."""
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_TEXT_FIELDS = (
+    "ref",
+    "id",
+    "provider_status",
+    "media_type",
+    "filename",
+    "call_id",
+    "direction",
+    "from_",
+    "to",
+    "skip_reason",
+    "checksum",
+)
+
+
+def valid_text(value: Any) -> Any:
+    """``value`` (any JSON-like structure) with every lone UTF-16 surrogate replaced by U+FFFD.
+
+    A JavaScript backend that cuts a title inside an emoji sends one; it cannot be encoded
+    as UTF-8, so it would crash every JSON, CSV or terminal write and every file name.
+    """
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, Mapping):
+        return {valid_text(k): valid_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [valid_text(v) for v in value]
+    return value
+
+
+def valid_line(value: str) -> str:
+    """One line of valid text: lone surrogates and control characters (ESC, CR, NUL...) become U+FFFD."""
+    return _CONTROL.sub("\ufffd", _SURROGATE.sub("\ufffd", value))
+
+
 def iso(value: datetime | None) -> str | None:
     """RFC 3339 UTC with a Z, or None."""
     if value is None:
@@ -62,14 +103,6 @@ def iso(value: datetime | None) -> str | None:
     value = value.astimezone(UTC)
     text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
     return text.replace("+00:00", "Z")
-
-
-def origin_of(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) — two URLs share credentials only when these match."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "https" else 80)
-    return scheme, (parts.hostname or "").lower(), port
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +116,43 @@ class Setting:
     default: str | None = None
     prompt: bool = True
     """Asked for by interactive `login`."""
+    unless: str | None = None
+    """Not asked by interactive `login` once this other setting has a value (an alternative login)."""
+
+
+LISTING = frozenset({"list", "pull"})
+"""Verbs that list: a filter flag is accepted by these."""
+MINTING = frozenset({"url", "download", "pull"})
+"""Verbs that mint download targets: a flag shaping the download is accepted by these."""
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """One provider-specific option, as plain data; the CLI derives `--name-with-dashes` from it.
+
+    The value reaches the provider under ``name`` (in `ListQuery.options` or the constructor's
+    ``options``) as a plain ``str``/``int``/``bool``, a list of them when ``repeatable``, or None.
+    """
+
+    name: str
+    help: str
+    kind: type = str
+    """str, int or bool (a bool without ``negatable`` is an on/off switch defaulting to False)."""
+    default: str | int | bool | None = None
+    choices: tuple[str, ...] = ()
+    repeatable: bool = False
+    negatable: bool = False
+    """A bool that is True, False (`--no-NAME`) or unset (None)."""
+    metavar: str | None = None
+    verbs: frozenset[str] = LISTING
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+LISTED_URL_MIN_LIFE = timedelta(minutes=5)
+"""A URL from the listing is used only while at least this far from its expiry (SPEC §3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +181,18 @@ class Recording:
     """Why a recording is not downloadable (shown by `pull`); not part of the record."""
     checksum: str | None = None
     """`algo:hexdigest` when the provider reports one; verified after download."""
+    listed: DownloadTarget | None = field(default=None, repr=False, compare=False)
+    """The download URL that came with the listing, kept in memory for this run only (never in
+    the record, the archive or any sink); `Provider.listed_target` decides whether it is used."""
+
+    def __post_init__(self) -> None:
+        # One pass for every provider, before any sink sees the record: `raw` loses credentials
+        # and presigned URLs (SPEC §4), and all text becomes valid Unicode (names, tables, CSV, JSON).
+        object.__setattr__(self, "raw", valid_text(scrub_raw(self.raw)))
+        for name in _TEXT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, valid_line(value))
 
     def to_dict(self) -> dict[str, Any]:
         """The SPEC §4 record: every field present, null when unknown."""
@@ -157,12 +239,6 @@ class DownloadTarget:
     media_type: str | None = None
     credential_origin: tuple[str, str, int] | None = None
 
-    def expires_within(self, seconds: float, *, now: datetime | None = None) -> bool:
-        if self.expires_at is None:
-            return False
-        now = now or datetime.now(UTC)
-        return (self.expires_at - now).total_seconds() <= seconds
-
     @property
     def printable(self) -> bool:
         """True when the URL can be handed out: it carries no header credential."""
@@ -192,8 +268,17 @@ class Provider(abc.ABC):
     title: ClassVar[str]
     default_base_url: ClassVar[str | None]
     settings: ClassVar[tuple[Setting, ...]]
-    auth_headers_hint: ClassVar[str] = ""
     extra_verbs: ClassVar[tuple[str, ...]] = ()
+    """Verbs beyond the common six that its `cli/<name>.py` adds (`delete` when it can delete)."""
+    flags: ClassVar[tuple[Flag, ...]] = ()
+    """Provider-specific options, each naming the verbs that accept it."""
+    api_budget: ClassVar[Budget | None] = None
+    """A documented request budget the API lane keeps before the provider says 429."""
+    retry_after_floor: ClassVar[float | None] = None
+    """Seconds a 429 without Retry-After waits at least (None: the usual backoff)."""
+    ref_help: ClassVar[str] = "Recording ref (the `ref` field of `list`)."
+    list_help: ClassVar[str | None] = None
+    delete_help: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -205,19 +290,24 @@ class Provider(abc.ABC):
         retries: int = 5,
         stop: threading.Event | None = None,
         http: httpx.Client | None = None,
+        api_concurrency: int = 4,
     ) -> None:
         self.config = dict(settings)
+        self._listed_lock = threading.Lock()
+        self._listed_used: set[str] = set()
         self.profile = profile
         self.state_dir = state_dir
         self.options = dict(options or {})
         self.api = ApiClient(
             self.base_url(),
             provider=self.name,
-            auth=self.auth_headers,
+            auth=self.http_auth(),
             error_mapper=self.map_error,
             retries=retries,
             stop=stop,
             client=http,
+            retry_after_floor=self.retry_after_floor,
+            limiter=ApiLimiter(api_concurrency, budget=self.api_budget),
         )
 
     def base_url(self) -> str:
@@ -236,6 +326,11 @@ class Provider(abc.ABC):
         return url
 
     @classmethod
+    def secret_keys(cls) -> frozenset[str]:
+        """The settings declared secret: hidden at login, masked by `config show`, scrubbed everywhere."""
+        return frozenset(s.key for s in cls.settings if s.secret)
+
+    @classmethod
     def check_settings(cls, settings: Mapping[str, str]) -> None:
         """ConfigError naming the first missing required setting."""
         for setting in cls.settings:
@@ -246,6 +341,10 @@ class Provider(abc.ABC):
                     f"RECFETCH_{cls.name.upper()}_{setting.key.upper()}",
                 )
 
+    def http_auth(self) -> httpx.Auth:
+        """How API requests authenticate: by default `auth_headers` on each one."""
+        return HeaderAuth(self.auth_headers)
+
     def auth_headers(self) -> dict[str, str]:
         """Credential headers for the provider's API host (never for storage hosts)."""
         return {}
@@ -254,12 +353,24 @@ class Provider(abc.ABC):
         """Turn the provider's error envelope into a specific error, or None for generic."""
         return None
 
-    def ref_of(self, recording: Recording) -> str:
-        return recording.ref
-
     def canonical_ref(self, ref: str) -> str:
         """The ref a user-typed REF is listed and archived under (an option may pick another file)."""
         return ref
+
+    def listed_target(self, recording: Recording) -> DownloadTarget | None:
+        """The URL that came with the listing, saving one API request per file (SPEC §3): only when
+        its expiry is known and at least 5 minutes away, and only once per recording, so a mint
+        asked for again (the URL was rejected or ran out) goes to the API."""
+        target = recording.listed
+        if target is None or target.expires_at is None:
+            return None
+        if target.expires_at - datetime.now(UTC) < LISTED_URL_MIN_LIFE:
+            return None
+        with self._listed_lock:
+            if recording.ref in self._listed_used:
+                return None
+            self._listed_used.add(recording.ref)
+        return target
 
     # -- required -------------------------------------------------------
     @abc.abstractmethod

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin
 
 import httpx
 
@@ -18,10 +16,12 @@ from recfetch.errors import (
     RecfetchError,
     UsageError,
 )
-from recfetch.providers.base import DownloadTarget, ListQuery, Provider, Recording, Setting, iso
+from recfetch.providers.base import DownloadTarget, Flag, ListQuery, Provider, Recording, Setting, iso
+from recfetch.providers.paging import ListingGuard
 from recfetch.timeparse import parse_provider_time
+from recfetch.urls import presigned_expiry
 
-__all__ = ["DIRECTIONS", "PAGE_LIMIT", "Bird"]
+__all__ = ["DIRECTIONS", "PAGE_LIMIT", "BirdProvider"]
 
 PAGE_LIMIT = 99
 """The list endpoint's documented maximum `limit` (DOC: 1..99, default 10)."""
@@ -58,22 +58,20 @@ _MEDIA_TYPES = {
     "webm": "audio/webm",
     "flac": "audio/flac",
 }
-_PRESIGNED_QUERY = re.compile(r"(x-amz-|signature=|sig=|expires=|token=)", re.IGNORECASE)
-
-
-def _presigned(value: Any) -> bool:
-    if not isinstance(value, str) or not value.lower().startswith(("http://", "https://")):
-        return False
-    try:
-        query = urlsplit(value).query
-    except ValueError:
-        return True
-    return bool(query) and bool(_PRESIGNED_QUERY.search(query))
 
 
 def _clean_raw(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The recording as received, minus presigned URLs (only `url` may print one)."""
-    return {k: v for k, v in obj.items() if k != "url" and not _presigned(v)}
+    """The recording as received, minus its `url` (only `url` may print one; `Recording` scrubs the rest)."""
+    return {k: v for k, v in obj.items() if k != "url"}
+
+
+def _recording_id(path: str, base: str) -> str | None:
+    """The recording id when ``path`` names one recording (`.../recordings/{id}[.mp3]`)."""
+    _, found, rest = unquote(path).partition(unquote(base).rstrip("/") + "/")
+    if not found:
+        return None
+    rid = rest.removesuffix(".mp3")
+    return rid if rid and "/" not in rid else None
 
 
 def _number(identifier: Any) -> str | None:
@@ -101,33 +99,6 @@ def _seconds(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return seconds if seconds >= 0 else None
-
-
-def url_expiry(url: str, *, now: datetime | None = None) -> datetime | None:
-    """When a presigned URL stops working, read from its query (S3 v4, S3 v2 or `expires`)."""
-    try:
-        query = {k.lower(): v[0] for k, v in parse_qs(urlsplit(url).query).items() if v}
-    except ValueError:
-        return None
-    if "x-amz-expires" in query:
-        try:
-            seconds = int(query["x-amz-expires"])
-        except ValueError:
-            return None
-        start = now or datetime.now(UTC)
-        if "x-amz-date" in query:
-            try:
-                start = datetime.strptime(query["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-            except ValueError:
-                pass
-        return start + timedelta(seconds=seconds)
-    epoch = query.get("expires") or query.get("x-expires")
-    if epoch:
-        try:
-            return datetime.fromtimestamp(int(float(epoch)), tz=UTC)
-        except (ValueError, OverflowError, OSError):
-            return None
-    return None
 
 
 def _details(body: Any) -> str:
@@ -164,7 +135,7 @@ class ValidationError(ProviderError):
         self.details = details
 
 
-class Bird(Provider):
+class BirdProvider(Provider):
     """Workspace-scoped Recordings API; media through `{id}.mp3`, a 307 to presigned S3."""
 
     name: ClassVar[str] = "bird"
@@ -176,6 +147,13 @@ class Bird(Provider):
         Setting("base_url", "API base URL.", required=False, default="https://api.bird.com", prompt=False),
     )
     extra_verbs: ClassVar[tuple[str, ...]] = ("delete",)
+    flags: ClassVar[tuple[Flag, ...]] = (
+        Flag("channel", "Only recordings of this channel (channelId, a uuid).", metavar="ID"),
+        Flag("call", "Only recordings of this call (the call's uuid; sent as `id`).", metavar="ID"),
+        Flag("direction", "Only incoming or outgoing calls.", choices=DIRECTIONS),
+        Flag("status", "Only recordings in this Bird status (e.g. available, accepted).", metavar="S"),
+    )
+    ref_help: ClassVar[str] = "Recording uuid (the `ref` field of `list`)."
 
     # -- wire ------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
@@ -198,6 +176,17 @@ class Bird(Provider):
                 f"bird rejected the access key (HTTP {status}){detail}",
                 hint="check access_key and that its access role covers this workspace's recordings "
                 "(`recfetch bird login`)",
+            )
+        rid = _recording_id(response.request.url.path, self._base())
+        if rid is not None and status == 422:  # Bird's answer to an id that is not a uuid
+            return NotFoundError(
+                f"bird does not accept {rid!r} as a recording id (HTTP 422)",
+                hint="use the ref field of `recfetch bird list` (a uuid)",
+            )
+        if rid is not None and status == 404:
+            return NotFoundError(
+                f"bird recording {rid} not found in workspace {self.config.get('workspace_id')}",
+                hint="check the id with `recfetch bird list`",
             )
         if status == 404:
             return NotFoundError(f"bird: not found (HTTP 404){detail}")
@@ -254,7 +243,20 @@ class Bird(Provider):
             to=_number(obj.get("receiver")),
             raw=_clean_raw(obj),
             skip_reason=reason,
+            listed=self._listed(obj.get("url"), media_type, f"{rid}.{fmt}" if fmt else None)
+            if downloadable
+            else None,
         )
+
+    @staticmethod
+    def _listed(url: Any, media_type: str | None, filename: str | None) -> DownloadTarget | None:
+        """The presigned URL a recording object carries, when its query says when it expires."""
+        if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+            return None
+        expires = presigned_expiry(url)
+        if expires is None:
+            return None
+        return DownloadTarget(url=url, expires_at=expires, media_type=media_type, filename=filename)
 
     # -- Provider --------------------------------------------------------
     def verify(self) -> str:
@@ -265,7 +267,7 @@ class Bird(Provider):
         options = query.options
         direction = options.get("direction")
         if direction is not None:
-            direction = str(getattr(direction, "value", direction)).lower()
+            direction = str(direction).lower()
             if direction not in DIRECTIONS:
                 raise UsageError(
                     f"--direction {direction!r} is not one of {', '.join(DIRECTIONS)}",
@@ -276,7 +278,7 @@ class Bird(Provider):
             "channelId": options.get("channel"),
             "id": options.get("call"),  # DOC: list-recordings' `id` parameter is "the ID for the call"
             "direction": direction,
-            "status": str(getattr(status, "value", status)) if status else None,
+            "status": str(status) if status else None,
             "startAt": iso(query.since),
             "endAt": iso(query.until),
         }
@@ -288,7 +290,7 @@ class Bird(Provider):
     def _pages(self, query: ListQuery, filters: dict[str, Any]) -> Iterator[Recording]:
         limit = PAGE_LIMIT if query.limit is None else max(1, min(PAGE_LIMIT, query.limit + 1))
         token: str | None = None
-        seen_tokens: set[str] = set()
+        guard = ListingGuard(self.name)
         while True:
             params = {"limit": limit, "pageToken": token, **filters}
             try:
@@ -315,35 +317,15 @@ class Bird(Provider):
             if not isinstance(results, list):
                 raise ProviderError("bird sent a recordings page whose `results` is not a list")
             for item in results:
-                if isinstance(item, Mapping):
+                if isinstance(item, Mapping) and guard.is_new(str(item.get("id"))):
                     yield self._record(item)
             token = body.get("nextPageToken")
-            if not isinstance(token, str) or not token:
+            more = isinstance(token, str) and bool(token)
+            if not guard.next_page(more=more, cursor=token):
                 return
-            if token in seen_tokens:  # a server repeating itself must not loop us forever
-                raise ProviderError("bird returned the same nextPageToken twice; stopping the listing")
-            seen_tokens.add(token)
-
-    def _not_found(self, rid: str, exc: RecfetchError) -> NotFoundError:
-        if exc.http_status == 422:
-            return NotFoundError(
-                f"bird does not accept {rid!r} as a recording id (HTTP 422)",
-                hint="use the ref field of `recfetch bird list` (a uuid)",
-                http_status=422,
-            )
-        return NotFoundError(
-            f"bird recording {rid} not found in workspace {self.config.get('workspace_id')}",
-            hint="check the id with `recfetch bird list`",
-            http_status=exc.http_status,
-        )
 
     def _metadata(self, rid: str) -> Mapping[str, Any]:
-        try:
-            body = self.api.get_json(self._one(rid), headers=_JSON, what=f"recording {rid}")
-        except (NotFoundError, ProviderError) as exc:
-            if isinstance(exc, NotFoundError) or exc.http_status == 422:
-                raise self._not_found(rid, exc) from None
-            raise
+        body = self.api.get_json(self._one(rid), headers=_JSON, what=f"recording {rid}")
         if not isinstance(body, Mapping):
             raise ProviderError(f"bird sent recording {rid} as something other than a JSON object")
         return body
@@ -355,23 +337,21 @@ class Bird(Provider):
         return self._record(self._metadata(rid))
 
     def mint(self, recording: Recording) -> DownloadTarget:
+        listed = self.listed_target(recording)
+        if listed is not None:
+            return listed
         rid = recording.id
-        try:
-            # Redirects are never followed here: the 307's Location is a presigned S3 URL that must
-            # be fetched without the AccessKey (S3 rejects a request carrying both, and the key
-            # must not leave api.bird.com). `Range: bytes=0-0` keeps a server that answers with
-            # the media itself from sending the whole file to this metadata call.
-            response = self.api.request(
-                "GET",
-                self._one(rid) + ".mp3",
-                headers={"Range": "bytes=0-0", "Accept": "audio/mpeg, */*"},
-                ok=(200, 206, *_REDIRECTS),
-                what=f"recording {rid} media",
-            )
-        except (NotFoundError, ProviderError) as exc:
-            if isinstance(exc, NotFoundError) or exc.http_status == 422:
-                raise self._not_found(rid, exc) from None
-            raise
+        # Redirects are never followed here: the 307's Location is a presigned S3 URL that must
+        # be fetched without the AccessKey (S3 rejects a request carrying both, and the key
+        # must not leave api.bird.com). `Range: bytes=0-0` keeps a server that answers with
+        # the media itself from sending the whole file to this metadata call.
+        response = self.api.request(
+            "GET",
+            self._one(rid) + ".mp3",
+            headers={"Range": "bytes=0-0", "Accept": "audio/mpeg, */*"},
+            ok=(200, 206, *_REDIRECTS),
+            what=f"recording {rid} media",
+        )
         if response.status_code in _REDIRECTS:
             location = response.headers.get("location", "").strip()
             if location:
@@ -401,16 +381,11 @@ class Bird(Provider):
     def _target(self, url: str, recording: Recording) -> DownloadTarget:
         return DownloadTarget(
             url=url,
-            expires_at=url_expiry(url),
+            expires_at=presigned_expiry(url),
             media_type=recording.media_type,
             filename=recording.filename,
         )
 
     def delete(self, recording: Recording) -> None:
         rid = recording.id
-        try:
-            self.api.request("DELETE", self._one(rid), ok=(200, 202, 204), what=f"recording {rid}")
-        except (NotFoundError, ProviderError) as exc:
-            if isinstance(exc, NotFoundError) or exc.http_status == 422:
-                raise self._not_found(rid, exc) from None
-            raise
+        self.api.request("DELETE", self._one(rid), ok=(200, 202, 204), what=f"recording {rid}")

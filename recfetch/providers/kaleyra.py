@@ -18,9 +18,19 @@ import httpx
 
 from recfetch.errors import AuthError, NotFoundError, ProviderError, RecfetchError, UsageError
 from recfetch.providers._http import parse_json
-from recfetch.providers.base import DownloadTarget, ListQuery, Provider, Recording, Setting
+from recfetch.providers.base import (
+    LISTING,
+    MINTING,
+    DownloadTarget,
+    Flag,
+    ListQuery,
+    Provider,
+    Recording,
+    Setting,
+)
+from recfetch.urls import is_presigned
 
-__all__ = ["DEFAULT_VALIDITY", "MAX_VALIDITY", "Kaleyra", "ReportError", "read_report"]
+__all__ = ["DEFAULT_VALIDITY", "MAX_VALIDITY", "KaleyraProvider", "ReportError", "read_report"]
 
 DEFAULT_VALIDITY = 5
 """Minutes a minted link stays valid: Kaleyra's own default (DOC)."""
@@ -87,7 +97,6 @@ _TIME_FORMATS = (
     "%d/%m/%Y",
     "%d-%m-%Y",
 )
-_SIGNED_QUERY = re.compile(r"(x-amz-|signature=|sig=|expires=|token=)", re.IGNORECASE)
 
 
 class ReportError(UsageError):
@@ -106,17 +115,6 @@ def _find(headers: list[str], candidates: Iterable[str]) -> str | None:
         if candidate in by_norm:
             return by_norm[candidate]
     return None
-
-
-def _looks_presigned(value: str) -> bool:
-    text = value.strip()
-    if not text.lower().startswith(("http://", "https://")):
-        return False
-    try:
-        query = urlsplit(text).query
-    except ValueError:
-        return True
-    return bool(query) and bool(_SIGNED_QUERY.search(query))
 
 
 def report_time(value: str | None) -> datetime | None:
@@ -282,7 +280,7 @@ def read_report(
     return headers, column, rows()
 
 
-class Kaleyra(Provider):
+class KaleyraProvider(Provider):
     """Kaleyra has no listing API: refs come from a report; each download mints a signed S3 link."""
 
     name: ClassVar[str] = "kaleyra"
@@ -293,12 +291,47 @@ class Kaleyra(Provider):
         Setting("api_key", "API key generated in the Kaleyra.io account.", secret=True),
         Setting("base_url", "API base URL.", required=False, default="https://api.kaleyra.io", prompt=False),
     )
+    flags: ClassVar[tuple[Flag, ...]] = (
+        Flag(
+            "from_report",
+            "Recordings report CSV exported from the Kaleyra platform (- reads stdin). "
+            "Kaleyra has no listing API, so list and pull need it.",
+            metavar="FILE",
+            verbs=LISTING | {"show"},
+        ),
+        Flag(
+            "id_column",
+            "Report column holding the recording id (default: found by name, e.g. 'Recording ID').",
+            metavar="NAME",
+            verbs=LISTING | {"show"},
+        ),
+        Flag(
+            "validity",
+            f"Minutes the minted link stays valid (1..{MAX_VALIDITY}).",
+            kind=int,
+            default=DEFAULT_VALIDITY,
+            metavar="MIN",
+            verbs=MINTING,
+        ),
+        Flag(
+            "link_mode",
+            "How Kaleyra hands out the link: json (download=0, link in a JSON body) or "
+            "redirect (download=1, a 301 whose Location is read, never followed with the api-key).",
+            choices=LINK_MODES,
+            default="json",
+            verbs=MINTING,
+        ),
+    )
+    ref_help: ClassVar[str] = "Recording id, as in the report's recording-id column."
+    list_help: ClassVar[str | None] = (
+        "List the recordings named in a Kaleyra report (--from-report FILE): Kaleyra has no listing API."
+    )
 
     def __init__(self, settings: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self.validity = self._validity(self.options.get("validity"))
         mode = self.options.get("link_mode") or "json"
-        mode = str(getattr(mode, "value", mode)).lower()  # the CLI passes an Enum member
+        mode = str(mode).lower()
         if mode not in LINK_MODES:
             raise UsageError(f"--link-mode {mode!r} is not one of {', '.join(LINK_MODES)}")
         self.link_mode = mode
@@ -401,7 +434,7 @@ class Kaleyra(Provider):
         duration = report_duration(col("duration"))
         if ended is None and started is not None and duration is not None:
             ended = started + timedelta(seconds=duration)
-        raw = {k: v for k, v in row.items() if not _looks_presigned(v)}
+        raw = {k: v for k, v in row.items() if not is_presigned(v.strip())}
         # A report may carry the recording's file name or link; its extension names the format.
         media_type = next((t for t in map(_media_type_of, row.values()) if t), None)
         return Recording(
@@ -507,7 +540,7 @@ class Kaleyra(Provider):
             raise ProviderError(
                 f"kaleyra sent a link for {rid} that is not an http(s) URL", http_status=response.status_code
             )
-        return link
+        return str(link)
 
 
 def _media_type_of(link: str) -> str | None:

@@ -7,25 +7,34 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import httpx
 
 from recfetch.errors import (
     RUN_LEVEL,
-    AuthError,
     ConfigError,
     NotFoundError,
     ProviderError,
-    RateLimitedError,
     RecfetchError,
     UsageError,
 )
 from recfetch.providers._http import parse_json
-from recfetch.providers.base import DownloadTarget, ListQuery, Provider, Recording, Setting
+from recfetch.providers.base import DownloadTarget, Flag, ListQuery, Provider, Recording, Setting
+from recfetch.providers.kazoo_wire import (
+    GREGORIAN_OFFSET,
+    HEX32,
+    from_gregorian,
+    map_error,
+    number_of,
+    record_of,
+    text_of,
+    to_gregorian,
+)
+from recfetch.providers.kazoo_wire import check_settings as check_kazoo_settings
+from recfetch.providers.paging import ListingGuard
 from recfetch.redact import register_secret
 from recfetch.state import TokenCache
 
@@ -33,15 +42,13 @@ __all__ = [
     "GREGORIAN_OFFSET",
     "MAX_RANGE",
     "WINDOW",
-    "Kazoo",
+    "KazooProvider",
     "from_gregorian",
     "parse_filters",
     "parse_tags",
     "to_gregorian",
 ]
 
-GREGORIAN_OFFSET = 62_167_219_200
-"""Seconds from 0000-01-01 to 1970-01-01: Kazoo timestamps are Gregorian seconds (unix + this)."""
 
 MAX_RANGE = 2_682_000
 """crossbar.maximum_range default (31 days + 1 hour): a longer created_from..created_to span is a 400."""
@@ -53,35 +60,8 @@ PAGE_SIZE = 100
 """Kazoo accepts any positive page_size (default 50); fewer round trips for long histories."""
 
 SAFE_REF = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
 FILTER_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _TOO_WIDE = re.compile(r"more than (\d+) seconds")
-
-AUDIO_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "mp4": "audio/mp4", "ogg": "audio/ogg"}
-"""Extension (Kazoo's `media_type`) -> MIME type, for docs that omit content_type."""
-
-
-def to_gregorian(when: datetime) -> int:
-    """A datetime as Kazoo's Gregorian seconds."""
-    return int(when.timestamp()) + GREGORIAN_OFFSET
-
-
-def from_gregorian(value: Any) -> datetime | None:
-    """Kazoo's `start` as UTC; liberal: numbers as strings, and unix seconds from odd writers."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    if seconds <= 0:
-        return None
-    if GREGORIAN_OFFSET <= seconds < GREGORIAN_OFFSET + 1e10:
-        seconds -= GREGORIAN_OFFSET
-    elif seconds >= 1e10:  # neither Gregorian nor unix seconds (e.g. milliseconds): unknown
-        return None
-    try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def parse_filters(values: list[str] | tuple[str, ...] | None) -> dict[str, str]:
@@ -149,41 +129,27 @@ def _jwt_expiry(token: str) -> float | None:
     return exp - 60  # renew a minute early rather than send a token about to die
 
 
-def _retry_after_floor(response: httpx.Response) -> None:
-    """Kazoo's 429 (token bucket, ~10 tokens/s refill) carries no Retry-After: wait at least 1 s."""
-    if response.status_code == 429 and "retry-after" not in response.headers:
-        response.headers["Retry-After"] = "1"
+class TokenAuth(httpx.Auth):
+    """`X-Auth-Token` on every request; a 401 logs in again (once per request) and resends it.
+
+    ``renew(rejected)`` returns a fresh token, or the one another thread already got in
+    place of ``rejected``; a second 401 goes back to the caller, which reports it (exit 4).
+    """
+
+    def __init__(self, current: Callable[[], str], renew: Callable[[str], str]) -> None:
+        self._current = current
+        self._renew = renew
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self._current()
+        request.headers["X-Auth-Token"] = token
+        response = yield request
+        if response.status_code == 401:
+            request.headers["X-Auth-Token"] = self._renew(token)
+            yield request
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number >= 0 else None
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, dict | list):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _url_has_secret(url: Any) -> bool:
-    """An external-storage `url` with userinfo or a query (signatures, keys) must not be echoed."""
-    if not isinstance(url, str):
-        return False
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return True
-    return bool(parts.username or parts.password or parts.query or parts.fragment)
-
-
-class Kazoo(Provider):
+class KazooProvider(Provider):
     """Kazoo crossbar `/v2`: account or user recordings, media streamed by the API itself."""
 
     name: ClassVar[str] = "kazoo"
@@ -200,24 +166,50 @@ class Kazoo(Provider):
             secret=True,
             required=False,
         ),
-        Setting("username", "User name (with password and account_name, instead of api_key)", required=False),
-        Setting("password", "User password", secret=True, required=False),
-        Setting("account_name", "Account name the user logs in to", required=False),
+        Setting(
+            "username",
+            "User name (with password and account_name, instead of api_key)",
+            required=False,
+            unless="api_key",
+        ),
+        Setting("password", "User password", secret=True, required=False, unless="api_key"),
+        Setting("account_name", "Account name the user logs in to", required=False, unless="api_key"),
     )
-    auth_headers_hint: ClassVar[str] = "X-Auth-Token from PUT /v2/api_auth or /v2/user_auth"
     extra_verbs: ClassVar[tuple[str, ...]] = ("tag", "delete")
+    retry_after_floor: ClassVar[float | None] = 1.0
+    """Kazoo's 429 (token bucket, ~10 tokens/s refill) carries no Retry-After: wait at least 1 s."""
+    flags: ClassVar[tuple[Flag, ...]] = (
+        Flag(
+            "user",
+            "Only this user's recordings (the user's 32-hex id; /users/{id}/recordings).",
+            metavar="USER_ID",
+        ),
+        Flag(
+            "filter",
+            "Kazoo filter, sent as filter_KEY=VALUE; repeatable, all must match "
+            "(e.g. direction=inbound, custom_channel_vars.queue=sales, not_owner_id=ID).",
+            repeatable=True,
+            metavar="KEY=VALUE",
+        ),
+    )
+    ref_help: ClassVar[str] = "Recording id, YYYYMM-<32 hex> (the `ref` field of `list`)."
+    list_help: ClassVar[str | None] = (
+        "List Kazoo recordings, paging to the end. Kazoo answers at most 31 days per request: "
+        "--since further back is walked in 31-day windows, newest first. Without --since the "
+        "listing covers the 31 days before --until (default now)."
+    )
+    delete_help: ClassVar[str | None] = (
+        "Kazoo deletes the metadata doc and media stored on it; copies on an external "
+        "storage provider are not deleted."
+    )
 
     def __init__(self, settings: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self.account_id = self.config["account_id"].strip().lower()
         self._lock = threading.RLock()
         self._token: str | None = None
-        self._sent = threading.local()
         self._minted: dict[str, str] = {}
         self.cache = TokenCache(self.state_dir, self.name, self._identity())
-        self.api.on_unauthorized = self._renew_after_401
-        if kwargs.get("http") is None:  # our own client: safe to add Kazoo's 429 quirk to it
-            self.api.http.event_hooks["response"].append(_retry_after_floor)
 
     # -- settings -----------------------------------------------------------
     def base_url(self) -> str:
@@ -237,36 +229,7 @@ class Kazoo(Provider):
 
     @classmethod
     def check_settings(cls, settings: Mapping[str, str]) -> None:
-        """Name exactly what is missing: base_url, account_id, or which half of a login."""
-        env = "RECFETCH_KAZOO_"
-        for key in ("base_url", "account_id"):
-            if not settings.get(key):
-                raise ConfigError(
-                    f"kazoo: {key} is not set for this profile",
-                    hint=f"run `recfetch kazoo login` or set {env}{key.upper()}",
-                )
-        if not HEX32.match(settings["account_id"].strip()):
-            raise ConfigError(
-                f"kazoo: account_id {settings['account_id']!r} is not a Kazoo account id (32 hex characters)",
-                hint="copy it from the Kazoo UI or the auth response, then `recfetch config set "
-                "kazoo.account_id ID`",
-            )
-        if settings.get("api_key"):
-            return
-        login = ("username", "password", "account_name")
-        given = [k for k in login if settings.get(k)]
-        if not given:
-            raise ConfigError(
-                "kazoo: no credentials: set api_key, or username + password + account_name",
-                hint=f"run `recfetch kazoo login` or set {env}API_KEY",
-            )
-        missing = [k for k in login if k not in given]
-        if missing:
-            raise ConfigError(
-                f"kazoo: {' and '.join(missing)} not set (a username login needs username, password "
-                "and account_name; or set api_key instead)",
-                hint="run `recfetch kazoo login` or set " + ", ".join(f"{env}{k.upper()}" for k in missing),
-            )
+        check_kazoo_settings(settings)
 
     def _identity(self) -> str:
         """Whose token this is: a changed server, account or credential never reuses a token."""
@@ -278,10 +241,8 @@ class Kazoo(Provider):
         return "\n".join((self.profile, self.api.base_url, self.account_id, who))
 
     # -- auth ---------------------------------------------------------------
-    def auth_headers(self) -> dict[str, str]:
-        token = self._current_token()
-        self._sent.token = token
-        return {"X-Auth-Token": token}
+    def http_auth(self) -> httpx.Auth:
+        return TokenAuth(self._current_token, self._renew)
 
     def _current_token(self) -> str:
         with self._lock:
@@ -342,93 +303,13 @@ class Kazoo(Provider):
             self._token = self._authenticate()
             return self._token
 
-    def _renew_after_401(self) -> bool:
-        """ApiClient calls this once per request on a 401: log in again, then it retries once."""
-        self._renew(getattr(self._sent, "token", None))
-        return True
-
     # -- errors -------------------------------------------------------------
+
     def map_error(self, response: httpx.Response, body: Any) -> RecfetchError | None:
-        """Kazoo's envelope: {"data": ..., "error": "<status>", "message": "<atom>", "status": "error"}."""
-        if not isinstance(body, dict):
-            return None
-        status = response.status_code
-        atom = str(body.get("message") or "")
-        data = body.get("data")
-        path = response.request.url.path if response.request is not None else ""
-        ref = path.rstrip("/").rsplit("/", 1)[-1]
-        if status == 401 and path.endswith(("/api_auth", "/user_auth")):
-            which = "api_key" if path.endswith("/api_auth") else "username, password or account_name"
-            return AuthError(
-                f"kazoo rejected the {which} ({atom or 'invalid_credentials'})",
-                hint="run `recfetch kazoo login` again, or fix RECFETCH_KAZOO_* variables",
-            )
-        if status == 400 and path.endswith("/api_auth"):
-            # Kazoo validates the key's shape (64 characters) before checking it: still a rejected key.
-            return AuthError(
-                "kazoo rejected the api_key (it must be the 64-character key from the Kazoo UI)",
-                hint="run `recfetch kazoo login` again, or fix RECFETCH_KAZOO_API_KEY",
-            )
-        if status == 401:
-            return AuthError(
-                f"kazoo rejected the auth token even after a fresh login ({atom or 'invalid_credentials'})",
-                hint="check the credentials with `recfetch kazoo login`",
-            )
-        if status == 403:
-            return AuthError(
-                f"kazoo: these credentials may not access account {self.account_id} ({atom or 'forbidden'})",
-                hint="check account_id, or use a key/user of that account or its reseller",
-            )
-        if status == 404 and "bad" in atom and "identifier" in atom:
-            return self._not_found(path, ref)
-        if status == 400:
-            return self._validation_error(atom, data)
-        if status == 405:
-            method = response.request.method if response.request is not None else "this request"
-            if method == "PATCH":
-                return UsageError(
-                    "this Kazoo server does not support tagging (PATCH needs Kazoo 5.x)",
-                    hint="open-source Kazoo 4.x allows only GET and DELETE on recordings",
-                )
-            return UsageError(f"this Kazoo server does not allow {method} here ({atom or 'invalid_method'})")
-        if status == 429:
-            return RateLimitedError(
-                "kazoo is still rate limiting after retries (too_many_requests)",
-                hint="wait a minute, or lower --jobs",
-            )
-        return None
+        return map_error(response, body, account_id=self.account_id)
 
-    @staticmethod
-    def _not_found(path: str, ref: str) -> NotFoundError:
-        if "/users/" in path and path.endswith("/recordings"):
-            user = path.rsplit("/users/", 1)[-1].split("/", 1)[0]
-            return NotFoundError(
-                f"kazoo user {user} not found (bad identifier)",
-                hint="use the user's 32-hex id from the Kazoo UI, not the user name",
-            )
-        return NotFoundError(
-            f"recording {ref} not found (bad identifier)",
-            hint="recording ids look like YYYYMM-<32 hex>; list them with `recfetch kazoo list`",
-        )
-
-    @staticmethod
-    def _validation_error(atom: str, data: Any) -> RecfetchError:
-        messages: list[str] = []
-        if isinstance(data, dict):
-            for field_errors in data.values():
-                if isinstance(field_errors, dict):
-                    for err in field_errors.values():
-                        if isinstance(err, dict) and isinstance(err.get("message"), str):
-                            messages.append(err["message"])
-                elif isinstance(field_errors, str):
-                    messages.append(field_errors)
-        detail = "; ".join(messages) or atom or "validation error"
-        if isinstance(data, dict) and ({"created_from", "created_to"} & set(data)):
-            return UsageError(
-                f"kazoo rejected the time window: {detail}",
-                hint="pass --since/--until; recfetch walks long ranges in 31-day windows",
-            )
-        return ProviderError(f"kazoo refused the request (validation error): {detail}")
+    def _record(self, doc: Mapping[str, Any]) -> Recording:
+        return record_of(doc, profile=self.profile)
 
     # -- requests -----------------------------------------------------------
     def _send(self, method: str, path: str, *, what: str, **kw: Any) -> tuple[httpx.Response, bool]:
@@ -518,7 +399,7 @@ class Kazoo(Provider):
     ) -> Generator[Recording, None, int | None]:
         """One created_from..created_to window, paged to its last page; returns a narrower size on 400."""
         start_key: str | None = None
-        seen_keys: set[str] = set()
+        guard = ListingGuard(self.name, sparse=bool(filters))  # Kazoo filters each page after paging
         while True:
             params: dict[str, Any] = {
                 "created_from": start,
@@ -543,16 +424,13 @@ class Kazoo(Provider):
             if not isinstance(items, list):
                 raise ProviderError("kazoo sent a recordings listing whose data is not a list")
             for item in items:
-                if isinstance(item, dict):
+                if isinstance(item, dict) and guard.is_new(str(item.get("id"))):
                     yield self._record(item)
             next_key = body.get("next_start_key")
-            if next_key in (None, ""):
+            more = next_key not in (None, "")
+            if not guard.next_page(more=more, cursor=str(next_key)):
                 return None
-            next_key = str(next_key)
-            if next_key in seen_keys or next_key == start_key:
-                raise ProviderError("kazoo sent the same next_start_key twice; stopping instead of looping")
-            seen_keys.add(next_key)
-            start_key = next_key
+            start_key = str(next_key)
 
     def get_recording(self, ref: str) -> Recording:
         ref = self._check_ref(ref)
@@ -581,11 +459,11 @@ class Kazoo(Provider):
         this call saved around its end (Kazoo saves the doc when the recording stops).
         None when that cannot tell: the recording is then treated as downloadable.
         """
-        start = _number(doc.get("start"))
-        call_id = _text(doc.get("call_id"))
+        start = number_of(doc.get("start"))
+        call_id = text_of(doc.get("call_id"))
         if start is None or start < GREGORIAN_OFFSET or call_id is None:
             return None
-        duration = _number(doc.get("duration")) or (_number(doc.get("duration_ms")) or 0) / 1000
+        duration = number_of(doc.get("duration")) or (number_of(doc.get("duration_ms")) or 0) / 1000
         params = {
             "created_from": int(start) - 60,
             "created_to": int(start + duration) + 3600,
@@ -657,45 +535,3 @@ class Kazoo(Provider):
         return self._record(self._with_attachment_info(doc, ref))
 
     # -- records ------------------------------------------------------------
-    def _record(self, doc: Mapping[str, Any]) -> Recording:
-        ref = _text(doc.get("id")) or _text(doc.get("_id"))
-        if ref is None:
-            raise ProviderError("kazoo sent a recording without an id")
-        read_only = doc.get("_read_only")
-        types = read_only.get("content_types") if isinstance(read_only, dict) else None
-        if isinstance(types, list):
-            content_types = [t for t in types if isinstance(t, str) and t]
-            downloadable, status = bool(content_types), ("ready" if content_types else "failed")
-        else:  # a single doc GET carries no _read_only: assume media, a 404 at download says otherwise
-            content_types, downloadable, status = [], True, "unknown"
-        started = from_gregorian(doc.get("start"))
-        duration_ms = _number(doc.get("duration_ms"))
-        duration = duration_ms / 1000 if duration_ms is not None else _number(doc.get("duration"))
-        ended = started + timedelta(seconds=duration) if started and duration is not None else None
-        extension = (_text(doc.get("media_type")) or "").lstrip(".").lower()
-        media_type = _text(doc.get("content_type")) or (content_types[0] if content_types else None)
-        media_type = media_type or AUDIO_TYPES.get(extension)
-        direction = (_text(doc.get("direction")) or "").lower() or None
-        raw = {k: v for k, v in doc.items() if not (k == "url" and _url_has_secret(v))}
-        return Recording(
-            provider=self.name,
-            profile=self.profile,
-            ref=ref,
-            id=ref,
-            status=status,
-            provider_status=None,
-            downloadable=downloadable,
-            started_at=started,
-            ended_at=ended,
-            duration_s=duration,
-            size_bytes=None,
-            media_type=media_type,
-            filename=_text(doc.get("name")),
-            call_id=_text(doc.get("call_id")),
-            direction=direction,
-            # SIP `user@realm` as Kazoo wrote it: the realm says which account/site the party is on.
-            from_=_text(doc.get("from")) or _text(doc.get("caller_id_number")),
-            to=_text(doc.get("to")) or _text(doc.get("callee_id_number")),
-            raw=raw,
-            skip_reason=None if downloadable else "no attachment: Kazoo holds no media for this recording",
-        )

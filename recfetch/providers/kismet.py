@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -20,9 +20,11 @@ from recfetch.errors import (
     RecfetchError,
     UsageError,
 )
-from recfetch.providers.base import DownloadTarget, ListQuery, Provider, Recording, Setting
-from recfetch.redact import register_secret
+from recfetch.providers.base import DownloadTarget, Flag, ListQuery, Provider, Recording, Setting
+from recfetch.providers.paging import ListingGuard
+from recfetch.redact import register_secret, scrub_raw
 from recfetch.timeparse import parse_provider_time
+from recfetch.urls import presigned_expiry
 
 __all__ = ["KismetProvider", "parse_ref"]
 
@@ -98,24 +100,25 @@ def _flag(value: Any) -> bool | None:
     return None
 
 
-def _is_presigned(value: Any) -> bool:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        return False
-    query = urlsplit(value).query.lower()
-    return any(mark in query for mark in ("signature", "x-amz-", "expires=", "token="))
-
-
 def _without_urls(obj: Any) -> Any:
-    """``raw`` never carries a download URL: drop `url` keys and anything presigned-looking."""
+    """``raw`` never carries a download URL: drop `url` keys, then credentials and presigned URLs."""
     if isinstance(obj, Mapping):
-        return {
-            k: _without_urls(v)
-            for k, v in obj.items()
-            if k not in ("url", "download_url") and not _is_presigned(v)
-        }
+        return scrub_raw({k: _without_urls(v) for k, v in obj.items() if k not in ("url", "download_url")})
     if isinstance(obj, list):
-        return [_without_urls(v) for v in obj if not _is_presigned(v)]
+        return scrub_raw([_without_urls(v) for v in obj])
     return obj
+
+
+def _more_pages(body: Mapping[str, Any], page: int, count: int, per_page: int) -> bool:
+    """Whether a page-number listing goes on: by `pagination.total_pages` when the server sends
+    it, else (a lenient server) while pages come back full."""
+    pagination = body.get("pagination")
+    if isinstance(pagination, dict):
+        total_pages = _int(pagination.get("total_pages"))
+        if total_pages is not None:
+            return max(_int(pagination.get("current_page")) or page, page) < total_pages
+        per_page = _int(pagination.get("per_page")) or per_page
+    return count >= per_page
 
 
 def _user_context(user: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,17 +133,7 @@ def url_expiry(url: str, *, now: datetime | None = None) -> datetime:
     between us and the signer) is ignored, since the storage host's 403 is the real signal.
     """
     now = now or datetime.now(UTC)
-    params = {k.lower(): v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
-    expiry: datetime | None = None
-    try:
-        if "x-amz-date" in params and "x-amz-expires" in params:
-            signed = datetime.strptime(params["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-            expiry = signed + timedelta(seconds=int(params["x-amz-expires"]))
-        else:  # SigV2 `Expires` (and the sandbox's `X-Expires`): a Unix time
-            epoch = params.get("expires") or params.get("x-expires") or ""
-            expiry = datetime.fromtimestamp(int(epoch), tz=UTC) if epoch.isdigit() else None
-    except (ValueError, OverflowError, OSError):
-        expiry = None
+    expiry = presigned_expiry(url, now=now)
     if expiry is None or expiry <= now:
         return now + URL_TTL
     return expiry
@@ -171,8 +164,21 @@ class KismetProvider(Provider):
             prompt=False,
         ),
     )
-    auth_headers_hint: ClassVar[str] = "X-Client-ID + X-Client-Secret"
     extra_verbs: ClassVar[tuple[str, ...]] = ("users", "calls")
+    flags: ClassVar[tuple[Flag, ...]] = (
+        Flag(
+            "user",
+            "Only this organization user id (repeatable); default: every user.",
+            repeatable=True,
+            metavar="ID",
+        ),
+        Flag("call", "Only this call id (needs exactly one --user).", metavar="ID"),
+        Flag("email", "Only users matching this email (Kismet's server-side filter).", metavar="EMAIL"),
+    )
+    ref_help: ClassVar[str] = "Recording ref USER_ID/CALL_ID/EGRESS_ID (the `ref` field of `list`)."
+    list_help: ClassVar[str | None] = (
+        "List the organization's recordings (users → ended calls → egresses), paging to the end."
+    )
 
     per_page: ClassVar[int] = 100
     """Asked for on every paged request; the server may cap it and echoes what it used (INF)."""
@@ -219,9 +225,7 @@ class KismetProvider(Provider):
 
     # -- paging ------------------------------------------------------------
     def _page_items(self, body: Any, key: str, what: str) -> list[dict[str, Any]]:
-        if isinstance(body, list):
-            raw_items: Any = body
-        elif isinstance(body, dict) and key in body:
+        if isinstance(body, dict) and key in body:
             raw_items = body[key] or []
         elif isinstance(body, dict) and isinstance(body.get("data"), list):
             raw_items = body["data"]
@@ -254,35 +258,13 @@ class KismetProvider(Provider):
         server sends no pagination — on a page shorter than per_page.
         """
         page = 1
-        previous_first: int | None = None
+        guard = ListingGuard(self.name, what)
         while True:
             query = {**(params or {}), "page": page, "per_page": self.per_page}
             body = self.api.get_json(path, params=query, what=f"{what} (page {page})")
             items = self._page_items(body, key, what)
-            if not items:
-                return
-            first = _int(items[0].get("id"))
-            if page > 1 and first == previous_first:
-                raise ProviderError(
-                    f"Kismet sent the same {what} page again (page {page}); "
-                    "stopping so the listing cannot loop",
-                    provider=self.name,
-                )
-            previous_first = first
-            yield from items
-            pagination = body.get("pagination") if isinstance(body, dict) else None
-            if isinstance(pagination, dict):
-                total_pages = _int(pagination.get("total_pages"))
-                current = _int(pagination.get("current_page")) or page
-                if total_pages is not None:
-                    if max(current, page) >= total_pages:
-                        return
-                    page += 1
-                    continue
-                effective = _int(pagination.get("per_page")) or self.per_page
-            else:
-                effective = self.per_page
-            if len(items) < effective:
+            yield from (item for item in items if guard.is_new(_int(item.get("id"))))
+            if not guard.next_page(more=_more_pages(body, page, len(items), self.per_page)):
                 return
             page += 1
 

@@ -7,14 +7,14 @@ synthetic recordings, and hands out the profile tables that point recfetch at th
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
+from recfetch.providers import REGISTRY
+from recfetch.sandbox import bird, kaleyra, kazoo, kismet, realtimekit
 from recfetch.sandbox.httpserver import Server
-
-NAMES = ("kismet", "realtimekit", "kazoo", "kaleyra", "bird")
+from recfetch.sandbox.storage import Storage
 
 
 class StandIn(Protocol):
@@ -28,6 +28,16 @@ class StandIn(Protocol):
         ...
 
 
+STAND_INS: Final[dict[str, Callable[..., Any]]] = {
+    "kismet": kismet.create,
+    "realtimekit": realtimekit.create,
+    "kazoo": kazoo.create,
+    "kaleyra": kaleyra.create,
+    "bird": bird.create,
+}
+"""{provider: create(storage, *, port, seed, recordings) -> StandIn}; every registered provider has one."""
+
+
 class Sandbox:
     """Every stand-in and the storage host; use as a context manager or start()/stop()."""
 
@@ -37,23 +47,19 @@ class Sandbox:
         port: int = 0,
         recordings: int | None = None,
         seed: int = 0,
-        providers: Iterable[str] = NAMES,
+        providers: Iterable[str] | None = None,
     ) -> None:
-        from recfetch.sandbox.storage import Storage
-
-        names = [n for n in providers if _available(n)]
-        storage_port = port + len(NAMES) if port else 0
+        order = list(REGISTRY)
+        storage_port = port + len(order) if port else 0
         self.storage = Storage(Server("storage", port=storage_port))
         self.standins: dict[str, Any] = {}
-        for index, name in enumerate(names):
-            module = importlib.import_module(f"recfetch.sandbox.{name}")
-            self.standins[name] = module.create(
+        for name in order if providers is None else providers:
+            self.standins[name] = STAND_INS[name](
                 self.storage,
-                port=port + NAMES.index(name) if port else 0,
+                port=port + order.index(name) if port else 0,
                 seed=seed,
                 recordings=recordings,
             )
-            del index
         self._started = False
 
     def __getitem__(self, name: str) -> Any:
@@ -95,12 +101,3 @@ class Sandbox:
     def servers(self) -> list[Server]:
         return [self.storage.server, *(s.server for s in self.standins.values())]
 
-
-def _available(name: str) -> bool:
-    try:
-        importlib.import_module(f"recfetch.sandbox.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"recfetch.sandbox.{name}":
-            return False
-        raise
-    return True

@@ -19,6 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 
 Handler = Callable[["Request"], "Response"]
 
+PLANTED_SECRET = "planted-nested-secret-Zq81"
+"""Planted by every stand-in in credential-named fields nested inside recordings: never in any output."""
+
 
 @dataclass
 class Request:
@@ -103,12 +106,16 @@ class Fault:
         self.times = times
         self.hits = 0
 
-    def take(self, request: Request) -> Response | None:
+    def claim(self, request: Request) -> bool:
+        """Whether this fault answers ``request`` (counted as a hit); called under the server lock."""
         if self.times is not None and self.hits >= self.times:
-            return None
+            return False
         if not self.match(request):
-            return None
+            return False
         self.hits += 1
+        return True
+
+    def respond(self, request: Request) -> Response:
         resp = self.response
         return resp(request) if callable(resp) else resp
 
@@ -186,9 +193,9 @@ class Server:
             faults = list(self.faults)
         for fault in faults:
             with self._lock:
-                response = fault.take(request)
-            if response is not None:
-                return response
+                claimed = fault.claim(request)
+            if claimed:  # answered outside the lock: a slow fault must not serialize the server
+                return fault.respond(request)
         allowed = False
         for method, regex, fn in self.routes:
             match = regex.match(request.path)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from recfetch.sandbox.httpserver import Fault, Request, Response, Server, json_response
+from recfetch.sandbox.httpserver import PLANTED_SECRET, Fault, Request, Response, Server, json_response
 
 SID = "HSANDBOX0071US"
 API_KEY = "A3kaleyra-sandbox-api-key-6c1e9d"
@@ -36,6 +36,7 @@ REPORT_HEADERS = (
     "Bridge",
     "Credits",
     "Recording ID",
+    "Webhook Token",  # INF: a report column holding a credential (never in `raw`)
 )
 
 
@@ -202,6 +203,7 @@ class KaleyraStandIn:
                     rec.bridge,
                     f"{max(1, rec.duration // 60 + 1) * 0.5:.2f}",
                     rec.rid,
+                    PLANTED_SECRET,
                 ]
             )
         return ("\ufeff" if bom else "") + out.getvalue()

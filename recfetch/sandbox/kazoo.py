@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from recfetch.sandbox.httpserver import Fault, Request, Response, Server, json_response
+from recfetch.sandbox.httpserver import PLANTED_SECRET, Fault, Request, Response, Server, json_response
 from recfetch.sandbox.storage import UNSATISFIABLE, parse_range, without_range
 
 GREGORIAN_OFFSET = 62_167_219_200
@@ -205,7 +205,8 @@ class KazooStandIn:
             "content_type": content_type,
             "custom_channel_vars": custom_channel_vars
             if custom_channel_vars is not None
-            else {"queue": rng.choice(["sales", "support", "billing"])},
+            # INF: channel vars are free-form; an integration may leave a credential in them.
+            else {"queue": rng.choice(["sales", "support", "billing"]), "crm": {"api_key": PLANTED_SECRET}},
             "description": f"recording {media_name}",
             "direction": direction,
             "duration": int(duration),

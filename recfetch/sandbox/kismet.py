@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from recfetch.sandbox.httpserver import Fault, Request, Response, Server, json_response
+from recfetch.sandbox.httpserver import PLANTED_SECRET, Fault, Request, Response, Server, json_response
 
 CLIENT_ID = "kismet-sandbox-client-id"
 CLIENT_SECRET = "kismet-sandbox-secret-4f9c2a7e"
@@ -173,6 +173,8 @@ class KismetStandIn:
                 "ended_at": _ts(ended),
                 "created_at": _ts(started),
                 "updated_at": _ts(ended or started),
+                # INF: where the egress was uploaded, with the upload credentials nested inside.
+                "destination": {"type": "s3", "credentials": {"api_key": PLANTED_SECRET}},
             }
             self.egresses[call["id"]][eid] = egress
             seed = f"kismet:{eid}:{rng.randrange(2**32)}"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from recfetch.sandbox.httpserver import Fault, Request, Response, Server, json_response
+from recfetch.sandbox.httpserver import PLANTED_SECRET, Fault, Request, Response, Server, json_response
 
 ACCOUNT_ID = "c0ffee00c0ffee00c0ffee00c0ffee00"
 APP_ID = "2a95132c15732412d22c1476fa83f27a"  # the spec's example app_id
@@ -104,6 +106,14 @@ class RealtimeKitStandIn:
         self.max_per_page = MAX_PER_PAGE
         self.gets: dict[str, int] = {}
         self.presigned = 0
+        # DOC: Cloudflare's API budget, 1,200 requests per 5 minutes, then 429 for the rest of the
+        # window; every response says what is left: `Ratelimit: "default";r=REMAINING;t=RESET`.
+        self.rate_quota = 1200
+        self.rate_window = 300.0
+        self.rate_limited = 0
+        """How many requests this stand-in refused with 429 for exceeding the budget."""
+        self._rate_start: float | None = None
+        self._rate_used = 0
         self._lock = threading.RLock()
         self.now = datetime.now(UTC).replace(second=0, microsecond=0)
         self.meetings: dict[str, dict[str, Any]] = {}
@@ -125,6 +135,17 @@ class RealtimeKitStandIn:
             "updated_at": _ts(created + timedelta(hours=1)),
             "title": title,
             "status": "ACTIVE",
+            # INF: a meeting's recording config may carry the customer's storage credentials.
+            "recording_config": {
+                "storage_config": {
+                    "type": "aws",
+                    "bucket": "acme-recordings",
+                    "password": PLANTED_SECRET,
+                    "private_key": PLANTED_SECRET,
+                    "secret": PLANTED_SECRET,
+                    "access_key": PLANTED_SECRET,
+                }
+            },
             "record_on_start": False,
             "live_stream_on_start": False,
             "persist_chat": False,
@@ -205,7 +226,13 @@ class RealtimeKitStandIn:
                 "bucket": bucket,
                 "storage_config": None
                 if bucket
-                else {"type": "aws", "bucket": "acme-recordings", "region": "us-east-1", "path": "meetings/"},
+                else {
+                    "type": "aws",
+                    "bucket": "acme-recordings",
+                    "region": "us-east-1",
+                    "path": "meetings/",
+                    "secret": PLANTED_SECRET,
+                },
                 "audio": audio,
                 "key": None,
                 "audio_key": None,
@@ -381,10 +408,30 @@ class RealtimeKitStandIn:
 
     def _guard(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
         def guarded(request: Request) -> Response:
-            denied = self._check(request)
-            return denied if denied is not None else handler(request)
+            remaining, reset = self._spend()
+            if remaining < 0:
+                with self._lock:
+                    self.rate_limited += 1
+                response = _gateway(429, 971, "Please wait and consider throttling your request speed")
+                response.headers["Retry-After"] = str(reset)
+            else:
+                denied = self._check(request)
+                response = denied if denied is not None else handler(request)
+            response.headers["Ratelimit"] = f'"default";r={max(remaining, 0)};t={reset}'
+            response.headers["Ratelimit-Policy"] = f'"default";q={self.rate_quota};w={int(self.rate_window)}'
+            return response
 
         return guarded
+
+    def _spend(self) -> tuple[int, int]:
+        """One request against the fixed window: (remaining after it, -1 when over; seconds to reset)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._rate_start is None or now - self._rate_start >= self.rate_window:
+                self._rate_start, self._rate_used = now, 0
+            self._rate_used += 1
+            reset = max(1, math.ceil(self._rate_start + self.rate_window - now))
+            return self.rate_quota - self._rate_used, reset
 
     def _check(self, request: Request) -> Response | None:
         header = request.header("authorization")
