@@ -76,9 +76,10 @@ def stream(
     rows = ([cell(record.get(c)) for c in columns] for record in records)
     count = 0
     if width is None:
+        first = list(itertools.islice(rows, 1))  # a listing that fails at once prints no header
         out.write("\t".join(columns) + "\n")
         out.flush()
-        for row in rows:
+        for row in itertools.chain(first, rows):
             out.write("\t".join(row) + "\n")
             out.flush()
             count += 1

@@ -506,3 +506,11 @@ def test_behind_tee_every_result_line_stays_on_screen(
     assert len(rows) == len(files) >= 4
     assert "━".encode() not in raw  # no bars were drawn over the pipe reader's lines
     assert len((tmp_path / "log.txt").read_text().splitlines()) == len(files)
+
+
+def test_a_piped_table_whose_listing_is_rejected_prints_no_header(cli_proc, sandbox_profile) -> None:
+    # `list | cut -f1` in a script: a lone header line would read as "an empty account".
+    result = cli_proc("bird", "list", env={"RECFETCH_BIRD_ACCESS_KEY": "wrong-key"})
+    assert result.exit_code == 4, result.stderr
+    assert result.stdout == ""
+    assert cli_proc("bird", "list").stdout.startswith("ref\tstatus\t")
