@@ -19,8 +19,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, NoReturn
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,6 +37,7 @@ from recfetch.download.failures import (
     local_io_error,
     rejected_error,
 )
+from recfetch.download.objectpart import ObjectPart, proven
 from recfetch.download.partfile import Budget, PartFile, extra_algorithm, read_meta, write_meta
 from recfetch.download.receive import open_following, receive
 from recfetch.download.report import FileResult, NullReporter, Reporter
@@ -51,6 +52,9 @@ from recfetch.errors import (
 from recfetch.fsutil import private_dir
 from recfetch.providers.base import DownloadTarget, Recording, origin_of
 from recfetch.redact import redact_url
+
+if TYPE_CHECKING:
+    from recfetch.destinations import ObjectStore
 
 __all__ = ["Downloader"]
 
@@ -89,8 +93,11 @@ class Downloader:
         read_size: int = DEFAULT_READ_SIZE,
         stall_timeout: float = 60.0,
         client: httpx.Client | None = None,
+        store: ObjectStore | None = None,
     ) -> None:
         self.retries = max(0, retries)
+        self.store = store
+        """An object-store destination: paths are then keys under its prefix (see objectpart)."""
         self.reporter: Reporter = reporter or NullReporter()
         self.stop = stop
         self.overwrite = overwrite
@@ -125,7 +132,10 @@ class Downloader:
         """
         path = Path(path)
         with self._path_lock(path):
-            present = self._already_present(recording, path)
+            if self.store is not None:
+                path, present = self._in_store(recording, path)
+            else:
+                present = self._already_present(recording, path)
             if present is not None:
                 return present
             return _Job(self, recording, path, mint).run()
@@ -144,6 +154,37 @@ class Downloader:
         return FileResult(
             ref=recording.ref, outcome="skipped", reason="already present", path=path,
             bytes=st.st_size, sha256=None, error=None, mints=0,
+        )
+
+    def _in_store(self, recording: Recording, path: Path) -> tuple[Path, FileResult | None]:
+        """HEAD the key: the object proves this recording (skip, nothing minted), is free, or is
+        another recording's or not recfetch's (then this one goes to a `_<id>` key, SPEC §3)."""
+        assert self.store is not None
+        candidates = (path, path.with_name(f"{path.stem}_{recording.id}{path.suffix}"))
+        for candidate in candidates:
+            try:
+                proof, proves = proven(self.store, recording, PurePosixPath(candidate))
+            except RecfetchError as exc:
+                return candidate, FileResult(
+                    ref=recording.ref, outcome="failed", reason="store unreadable", path=None,
+                    bytes=0, sha256=None, error=exc, mints=0,
+                )
+            if proves and not self.overwrite:
+                assert proof is not None
+                return candidate, FileResult(
+                    ref=recording.ref, outcome="skipped", reason="already present", path=candidate,
+                    bytes=proof.length, sha256=proof.sha256, error=None, mints=0,
+                )
+            if proof is None or proof.ref == recording.ref:
+                return candidate, None  # free, or this recording's own object (replaced)
+        error = IntegrityError(
+            f"{self.store.object_url(self.store.key(path.as_posix()))} and its _{recording.id} "
+            "variant both hold other objects; nothing was overwritten",
+            hint="choose another --name template or prefix",
+        )
+        return path, FileResult(
+            ref=recording.ref, outcome="failed", reason="key taken", path=None,
+            bytes=0, sha256=None, error=error, mints=0,
         )
 
     @contextmanager
@@ -195,7 +236,7 @@ class _Job:
         self.high_water = 0
         self.reported_total: int | None = None
         self.resumed_from = 0
-        self.part: PartFile | None = None
+        self.part: PartFile | ObjectPart | None = None
 
     # -- driver ---------------------------------------------------------
     def run(self) -> FileResult:
@@ -210,10 +251,13 @@ class _Job:
             return result
         except Stopped:
             kept = self.part is not None and self.part.size > 0
+            if self.engine.store is not None:
+                kept = False  # the upload is aborted in `finally`; the next run starts it over
             return self._failed(
                 InterruptedError_(
                     f"interrupted; {self.part_path.name} is kept and the next run resumes it"
-                    if kept else "interrupted before any byte arrived",
+                    if kept else "interrupted; nothing was kept" if self.engine.store is not None
+                    else "interrupted before any byte arrived",
                     provider=self.provider,
                 ),
                 "interrupted",
@@ -234,7 +278,7 @@ class _Job:
                 self.reporter.file_finished(self.key, ok)
 
     @property
-    def _part(self) -> PartFile:
+    def _part(self) -> PartFile | ObjectPart:
         assert self.part is not None
         return self.part
 
@@ -404,6 +448,9 @@ class _Job:
 
     # -- the .part file ---------------------------------------------------
     def _open_part(self) -> None:
+        if self.engine.store is not None:
+            self.part = ObjectPart(self.engine.store, self.recording, self)
+            return
         try:
             private_dir(self.path.parent)
             self.part = PartFile(
@@ -445,6 +492,8 @@ class _Job:
         self.meta_total = None
         self.total = None
         self.resumed_from = 0
+        if self.engine.store is not None:
+            return
         with suppress(OSError):
             self.meta_path.unlink(missing_ok=True)
         if report:
@@ -457,6 +506,8 @@ class _Job:
             return
         self.etag = etag
         self.meta_total = self.total
+        if self.engine.store is not None:
+            return  # an upload is not resumed across runs: nothing to remember
         with suppress(OSError):
             write_meta(self.meta_path, etag, self.total)
 
@@ -500,8 +551,9 @@ class _Job:
             part.commit(self.path)
         except OSError as exc:
             self.write_failed(exc)
-        with suppress(OSError):
-            self.meta_path.unlink(missing_ok=True)
+        if self.engine.store is None:
+            with suppress(OSError):
+                self.meta_path.unlink(missing_ok=True)
         return FileResult(
             ref=self.key, outcome="downloaded", reason="resumed" if self.resumed_from else None,
             path=self.path, bytes=size, sha256=digests["sha256"], error=None, mints=self.mints,
@@ -511,6 +563,8 @@ class _Job:
     def _discard(self) -> None:
         if self.part is not None:
             self.part.close()
+        if self.engine.store is not None:
+            return
         for p in (self.part_path, self.meta_path):
             with suppress(OSError):
                 p.unlink(missing_ok=True)
