@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,7 @@ def entry_for(
     provider: str,
     profile: str,
     ref: str,
-    path: Path,
+    path: Path | str,
     size: int,
     sha256: str | None,
     provider_size: int | None,
@@ -78,7 +78,7 @@ def entry_for(
         "provider": provider,
         "profile": profile,
         "ref": ref,
-        "path": str(Path(path).resolve()),
+        "path": path if isinstance(path, str) else str(Path(path).resolve()),
         "bytes": size,
         "sha256": sha256,
         "provider_size": provider_size,
@@ -151,18 +151,32 @@ def read_entries(manifest: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
             yield number, obj
 
 
-def latest_entries(manifest: Path) -> tuple[dict[Path, tuple[int, dict[str, Any]]], list[int]]:
-    """Entries by resolved path (a later line for the same path supersedes an earlier one), bad lines."""
+ObjectReader = Callable[[str], Iterator[bytes]]
+"""Reads an object-store URL (`s3://BUCKET/KEY`) in chunks; raises FileNotFoundError when absent."""
+
+
+def is_object_url(path: str) -> bool:
+    return path.startswith("s3://")
+
+
+def latest_entries(
+    manifest: Path,
+) -> tuple[dict[Path | str, tuple[int, dict[str, Any]]], list[int]]:
+    """Entries by resolved path or object URL (a later line for the same one supersedes), bad lines."""
     base = manifest.resolve().parent
-    latest: dict[Path, tuple[int, dict[str, Any]]] = {}
+    latest: dict[Path | str, tuple[int, dict[str, Any]]] = {}
     invalid: list[int] = []
     for number, entry in read_entries(manifest):
         if entry is None:
             invalid.append(number)
             continue
-        path = Path(entry["path"]).expanduser()
-        # A relative path is read against the manifest's folder, so a moved tree still verifies.
-        key = path if path.is_absolute() else base / path
+        key: Path | str
+        if is_object_url(entry["path"]):
+            key = entry["path"]
+        else:
+            path = Path(entry["path"]).expanduser()
+            # A relative path is read against the manifest's folder, so a moved tree still verifies.
+            key = path if path.is_absolute() else base / path
         latest.pop(key, None)  # keep file order by the latest line
         latest[key] = (number, entry)
     return latest, invalid
@@ -175,7 +189,18 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def check_entry(path: Path, entry: dict[str, Any], line: int) -> Check:
+def _hash_object(read: ObjectReader, url: str) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in read(url):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def check_entry(
+    path: Path | str, entry: dict[str, Any], line: int, read_object: ObjectReader | None = None
+) -> Check:
     expected_bytes = _int(entry.get("bytes"))
     expected_sha = entry.get("sha256") if isinstance(entry.get("sha256"), str) else None
     common: dict[str, Any] = {
@@ -186,13 +211,21 @@ def check_entry(path: Path, entry: dict[str, Any], line: int) -> Check:
         "expected_sha256": expected_sha,
         "line": line,
     }
-    if not path.is_file():
+    if isinstance(path, str):
+        if read_object is None:
+            return Check("invalid", **common, detail="an object URL, but no object store to read it")
+        try:
+            size, actual = _hash_object(read_object, path)
+        except FileNotFoundError:
+            return Check("missing", **common, detail="object not found")
+    elif not path.is_file():
         return Check("missing", **common, detail="file not found")
-    try:
-        size, digests = hash_file(path)
-    except OSError as exc:
-        return Check("missing", **common, detail=f"cannot read: {exc.strerror}")
-    actual = digests["sha256"]
+    else:
+        try:
+            size, digests = hash_file(path)
+        except OSError as exc:
+            return Check("missing", **common, detail=f"cannot read: {exc.strerror}")
+        actual = digests["sha256"]
     if expected_sha is None and expected_bytes is None:
         return Check("invalid", **common, actual_bytes=size, actual_sha256=actual, detail="no size or sha256")
     problems = []
@@ -206,8 +239,11 @@ def check_entry(path: Path, entry: dict[str, Any], line: int) -> Check:
     )
 
 
-def verify(manifest: Path) -> Iterator[Check]:
-    """Re-hash every file the manifest lists (its latest line per path); bad lines are `invalid`."""
+def verify(manifest: Path, read_object: ObjectReader | None = None) -> Iterator[Check]:
+    """Re-hash every file (or object) the manifest lists, its latest line per path; bad lines are `invalid`.
+
+    ``read_object`` reads `s3://` paths (written by a pull into an object store).
+    """
     latest, invalid = latest_entries(manifest)
     for number in invalid:
         yield Check(
@@ -221,4 +257,4 @@ def verify(manifest: Path) -> Iterator[Check]:
             line=number,
         )
     for path, (number, entry) in latest.items():
-        yield check_entry(path, entry, number)
+        yield check_entry(path, entry, number, read_object)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from recfetch import manifest as manifest_mod
-from recfetch.cli._runtime import reported, runtime
+from recfetch.cli._runtime import Runtime, reported, runtime
 from recfetch.errors import ExitCode
 from recfetch.output import SCHEMA_VERSION
 
@@ -31,7 +31,7 @@ def verify(
     rt = runtime(ctx)
     counts = {"ok": 0, "missing": 0, "changed": 0, "invalid": 0}
     items = []
-    for check in manifest_mod.verify(manifest):
+    for check in manifest_mod.verify(manifest, read_object=_object_reader(rt)):
         counts[check.status] += 1
         if as_json:
             items.append(check.to_dict())
@@ -59,6 +59,17 @@ def verify(
     else:
         rt.ui.info(text)
     return code
+
+
+def _object_reader(rt: Runtime) -> manifest_mod.ObjectReader:
+    """Reads s3:// entries with the store's settings (AWS_* environment, else the profile's table)."""
+    from recfetch.destinations import ObjectReaders, StoreSettings
+    from recfetch.destinations.settings import resolve
+
+    def settings() -> StoreSettings:
+        return resolve(rt.data(), rt.profile)
+
+    return ObjectReaders(settings)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,16 +11,26 @@ boto3 is imported only when an s3:// destination is used.
 
 from __future__ import annotations
 
-from recfetch.destinations.objectstore import INSTALL_HINT, ObjectStore, Proof, StoreURL, is_store_url
+from recfetch.destinations.objectstore import (
+    INSTALL_HINT,
+    ObjectReaders,
+    ObjectStore,
+    Proof,
+    StoreURL,
+    is_store_url,
+    split_object_url,
+)
 from recfetch.destinations.settings import StoreSettings
 from recfetch.destinations.upload import ObjectUpload
 
 __all__ = [
     "INSTALL_HINT",
+    "ObjectReaders",
     "ObjectStore",
     "ObjectUpload",
     "Proof",
     "StoreSettings",
     "StoreURL",
     "is_store_url",
+    "split_object_url",
 ]

@@ -15,7 +15,7 @@ the store and the fix; the batch stops on it at once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -282,8 +282,8 @@ class ObjectStore:
                             size_hint=size_hint, content_type=content_type)
 
     def read(self, key: str) -> Iterator[bytes]:
-        """The object's bytes in chunks; raises `LocalIOError`/`TransferError`, or None-like 404 as
-        `FileNotFoundError` so `verify` can call the object missing."""
+        """The object's bytes in chunks; `FileNotFoundError` when there is no such object (so
+        `verify` can call it missing), else `LocalIOError`/`TransferError`."""
         try:
             body = self.client.get_object(Bucket=self.url.bucket, Key=key)["Body"]
         except Exception as exc:
@@ -321,3 +321,30 @@ class ObjectStore:
                                    ContentType="application/json")
         except Exception as exc:
             raise self.error(exc, "write to", key) from None
+
+
+def split_object_url(url: str) -> tuple[str, str]:
+    """`s3://BUCKET/KEY` -> (BUCKET, KEY)."""
+    scheme, _, rest = url.partition("://")
+    bucket, _, key = rest.partition("/")
+    if scheme.lower() != "s3" or not bucket or not key:
+        raise UsageError(f"{url} is not an s3://BUCKET/KEY object URL")
+    return bucket, key
+
+
+class ObjectReaders:
+    """Reads `s3://BUCKET/KEY` URLs (for `verify`): one `ObjectStore` per bucket, made on first use."""
+
+    def __init__(self, settings: Callable[[], StoreSettings]) -> None:
+        self._settings = settings
+        self._resolved: StoreSettings | None = None
+        self._stores: dict[str, ObjectStore] = {}
+
+    def __call__(self, url: str) -> Iterator[bytes]:
+        bucket, key = split_object_url(url)
+        store = self._stores.get(bucket)
+        if store is None:
+            if self._resolved is None:
+                self._resolved = self._settings()
+            store = self._stores[bucket] = ObjectStore(StoreURL(bucket, ""), self._resolved, jobs=1)
+        return store.read(key)
