@@ -9,7 +9,8 @@ streamed recording is known only at its end. So:
   ``PREFIX/.recfetch/uploads/`` (never a final key), one part in memory at a
   time; after the byte count and SHA-256 are checked it is completed, copied
   server-side to its final key with the metadata (`sha256`, `size`, `provider`,
-  `ref`), and the staging object is deleted.
+  `ref`), and the staging object is deleted. One part uploads on a helper
+  thread while the next one fills, so at most two parts are in memory.
 
 `abort` (failure, SIGINT/SIGTERM) aborts the multipart upload; an upload left
 behind by a killed process is aborted when the same recording is next uploaded,
@@ -20,6 +21,7 @@ running SHA-256 cannot be carried from one process to the next).
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from recfetch.errors import IntegrityError
@@ -57,6 +59,8 @@ class ObjectUpload:
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._staged = False
+        self._sender: ThreadPoolExecutor | None = None
+        self._in_flight: Future[dict[str, Any]] | None = None
         self.committed_key: str | None = None
 
     @property
@@ -66,7 +70,8 @@ class ObjectUpload:
 
     @property
     def parts_uploaded(self) -> int:
-        return len(self._parts)
+        """Parts sent or being sent."""
+        return len(self._parts) + (self._in_flight is not None)
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -115,18 +120,43 @@ class ObjectUpload:
             client.delete_object(Bucket=bucket, Key=self.stage_key)
 
     def _send_part(self) -> None:
+        """Hand the full buffer to the sender thread (after the previous part has gone)."""
         if self._upload_id is None:
             self._begin()
+        self._settle()
         body, self._buffer = self._buffer, bytearray()
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(1, thread_name_prefix="recfetch-upload")
         number = len(self._parts) + 1
+        self._in_flight = self._sender.submit(self._upload_part, body, number, self._upload_id)
+
+    def _upload_part(self, body: bytearray, number: int, upload_id: str | None) -> dict[str, Any]:
         try:
             answer = self.store.client.upload_part(
-                Bucket=self.store.url.bucket, Key=self.stage_key, UploadId=self._upload_id,
-                PartNumber=number, Body=bytes(body),
+                Bucket=self.store.url.bucket, Key=self.stage_key, UploadId=upload_id,
+                PartNumber=number, Body=body,
             )
         except Exception as exc:
             raise self.store.error(exc, "write to", self.stage_key) from None
-        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    def _settle(self) -> None:
+        """Wait for the part in flight; its failure is raised here."""
+        future, self._in_flight = self._in_flight, None
+        if future is not None:
+            self._parts.append(future.result())
+
+    def _stop_sender(self) -> None:
+        future, self._in_flight = self._in_flight, None
+        if future is not None:
+            future.cancel()
+            try:
+                future.result()
+            except BaseException:
+                pass
+        if self._sender is not None:
+            self._sender.shutdown(wait=True)
+            self._sender = None
 
     # -- finishing ------------------------------------------------------------------
 
@@ -150,7 +180,7 @@ class ObjectUpload:
         self.committed_key = final_key
 
     def _put_whole(self, final_key: str, meta: dict[str, str]) -> None:
-        body, self._buffer = bytes(self._buffer), bytearray()
+        body, self._buffer = self._buffer, bytearray()
         try:
             self.store.client.put_object(
                 Bucket=self.store.url.bucket, Key=final_key, Body=body,
@@ -161,8 +191,10 @@ class ObjectUpload:
 
     def _complete(self, final_key: str, meta: dict[str, str]) -> None:
         client, bucket, stage = self.store.client, self.store.url.bucket, self.stage_key
-        if self._buffer or not self._parts:
+        if self._buffer:
             self._send_part()
+        self._settle()
+        self._stop_sender()
         try:
             client.complete_multipart_upload(
                 Bucket=bucket, Key=stage, UploadId=self._upload_id,
@@ -209,6 +241,7 @@ class ObjectUpload:
     def abort(self) -> None:
         """Abort the multipart upload and drop a staged copy; never raises (runs on error paths)."""
         client, bucket = self.store.client, self.store.url.bucket
+        self._stop_sender()
         upload_id, self._upload_id = self._upload_id, None
         self._parts = []
         if upload_id is not None:
