@@ -80,6 +80,8 @@ class ArchiveEntry:
     sha256: str | None
     provider_size: int | None
     downloaded_at: str
+    location: str = ""
+    """The path column as written: a file path, or an object URL (`s3://BUCKET/KEY`)."""
 
 
 _SCHEMA = (
@@ -134,8 +136,9 @@ class Pending:
     pid: int
 
 
-def default_archive_path(state_dir: Path) -> Path:
-    return state_dir / "archive.sqlite3"
+def default_archive_path(state_dir: Path, shard: str | None = None) -> Path:
+    """The archive; a `--shard` run keeps its own (``archive.shard-2of4.sqlite3``), so shards never wait."""
+    return state_dir / (f"archive.shard-{shard}.sqlite3" if shard else "archive.sqlite3")
 
 
 class Archive:
@@ -214,13 +217,16 @@ class Archive:
             return None
         return entry.path
 
-    def add(self, recording: Recording, result: Any) -> None:
-        """Record a verified download (called only after the file is final and checked)."""
+    def add(self, recording: Recording, result: Any, *, location: str | None = None) -> None:
+        """Record a verified download (called only after the file is final and checked).
+
+        ``location`` replaces the file path for a recording stored elsewhere (an object URL).
+        """
         self.add_row(
             recording.profile,
             recording.provider,
             recording.ref,
-            Path(result.path),
+            location if location is not None else Path(result.path),
             int(result.bytes),
             result.sha256,
             recording.size_bytes,
@@ -231,18 +237,22 @@ class Archive:
         profile: str,
         provider: str,
         ref: str,
-        path: Path,
+        path: Path | str,
         size: int,
         sha256: str | None,
         provider_size: int | None,
     ) -> None:
-        """Record a verified download and close its journal entry, in one transaction."""
+        """Record a verified download and close its journal entry, in one transaction.
+
+        ``path`` is a file (stored resolved) or, as a string, an object URL stored as it is.
+        """
+        where = path if isinstance(path, str) else str(path.resolve())
         with self._lock, self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO downloads "
                 "(profile, provider, ref, path, bytes, sha256, provider_size, downloaded_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (profile, provider, ref, str(path.resolve()), size, sha256, provider_size, utc_stamp()),
+                (profile, provider, ref, where, size, sha256, provider_size, utc_stamp()),
             )
             db.execute(
                 "DELETE FROM pending WHERE profile = ? AND provider = ? AND ref = ?", (profile, provider, ref)
@@ -331,7 +341,7 @@ class Archive:
 
 
 def _entry(row: tuple[Any, ...]) -> ArchiveEntry:
-    return ArchiveEntry(row[0], row[1], row[2], Path(row[3]), int(row[4]), row[5], row[6], row[7])
+    return ArchiveEntry(row[0], row[1], row[2], Path(row[3]), int(row[4]), row[5], row[6], row[7], row[3])
 
 
 def _reason(exc: BaseException) -> str:

@@ -10,24 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from s3 import ACCESS_KEY, SECRET_KEY, S3Store
-
-
-@pytest.fixture
-def store_env(s3_store: S3Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    """The store's standard environment, and nothing from the machine's own AWS set-up."""
-    for key in list(os.environ):
-        if key.startswith("AWS_"):
-            monkeypatch.delenv(key, raising=False)
-    env = {
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_store.endpoint,
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
+from s3 import S3Store
 
 
 def _line(s3_store: S3Store, key: str, data: bytes) -> dict[str, Any]:
@@ -38,7 +21,7 @@ def _line(s3_store: S3Store, key: str, data: bytes) -> dict[str, Any]:
 
 
 def test_verify_reads_objects_and_names_a_changed_or_missing_one(
-    cli: Any, s3_store: S3Store, store_env: dict[str, str], tmp_path: Path
+    cli: Any, s3_store: S3Store, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
     prefix = f"verify-{uuid.uuid4().hex[:8]}"
     one, two = os.urandom(5000), os.urandom(7000)
@@ -61,7 +44,7 @@ def test_verify_reads_objects_and_names_a_changed_or_missing_one(
 
 
 def test_verify_with_wrong_store_credentials_is_exit_10(
-    cli: Any, s3_store: S3Store, store_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Any, s3_store: S3Store, s3_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     manifest = tmp_path / "manifest.jsonl"

@@ -13,6 +13,7 @@ import typer
 from recfetch import config
 from recfetch.cli._confirm import confirm_delete
 from recfetch.cli._runtime import Runtime, check_base_url, signals_stop
+from recfetch.destinations.settings import resolve as resolve_store
 from recfetch.download import Reporter
 from recfetch.errors import (
     RUN_LEVEL,
@@ -31,6 +32,7 @@ from recfetch.jobs.pull import PullJob, PullResult
 from recfetch.output import EventWriter, human_bytes, progress_for, write_one, write_records
 from recfetch.providers import get_provider
 from recfetch.providers.base import Recording, iso
+from recfetch.shard import parse_shard
 
 __all__ = ["DEFAULT_TEMPLATE", "download", "list_recordings", "login", "pull", "show", "url"]
 
@@ -157,9 +159,14 @@ def list_recordings(rt: Runtime, name: str, opts: ListOptions, fmt: str) -> None
     )
     if query.since or query.until:
         rt.ui.debug(f"time window (UTC): {window_text(query)}")
+    shard = parse_shard(opts.shard) if opts.shard else None
     provider = rt.provider(name, options=query.options)
     try:
-        records = (r.to_dict() for r in Limited(provider.iter_recordings(query), opts.limit, rt.ui))
+        records = (
+            r.to_dict()
+            for r in Limited(provider.iter_recordings(query), opts.limit, rt.ui)
+            if shard is None or shard.takes(r.ref)
+        )
         write_records(rt.ui, records, fmt)
     finally:
         provider.close()
@@ -215,6 +222,7 @@ def _context(rt: Runtime, on_event: Callable[[dict[str, Any]], None]) -> JobCont
         progress=lambda: _transfers(rt),
         on_event=on_event,
         confirm_delete=confirm_delete,
+        store_settings=lambda: resolve_store(rt.data(), rt.profile),
     )
 
 

@@ -86,11 +86,32 @@ def config_show(
             entries[key] = {"value": shown, "source": source, "secret": secret}
             lines.append(f"  {key} = {shown if shown is not None else '(not set)'}  [{source}]")
         doc["providers"][name] = entries  # type: ignore[index]
+    if provider is None:
+        # The object store's own settings (-o s3://...): environment over [profiles.P.destination].
+        doc["destination"] = _destination(data, profile, lines)
     if as_json:
         rt.ui.line(json.dumps(doc, indent=2))
     else:
         for line in lines:
             rt.ui.line(line)
+
+
+def _destination(data: dict[str, Any], profile: str, lines: list[str]) -> dict[str, object]:
+    from recfetch.destinations.settings import describe
+
+    entries: dict[str, object] = {}
+    lines.append("[destination]")
+    for key, item in describe(data, profile).items():
+        if item.source == "unset":
+            continue
+        secret = config.is_secret_key(key)
+        if item.source.startswith("cmd:"):
+            shown, source = f"<from {key}_cmd>", "cmd"
+        else:
+            shown, source = (mask(item.value) if secret else item.value), item.source
+        entries[key] = {"value": shown, "source": source, "secret": secret}
+        lines.append(f"  {key} = {shown}  [{source}]")
+    return entries
 
 
 def _provider_name(name: str) -> str:

@@ -303,6 +303,13 @@ class ObjectStore:
         except Exception as exc:
             raise self.error(exc, "delete", key) from None
 
+    def write_object(self, key: str, data: bytes, *, content_type: str) -> None:
+        """A small object (a `--write-metadata` sidecar) in one PUT."""
+        try:
+            self.client.put_object(Bucket=self.url.bucket, Key=key, Body=data, ContentType=content_type)
+        except Exception as exc:
+            raise self.error(exc, "write to", key) from None
+
     # -- small state files (--incremental watermark) ---------------------------------
 
     def read_state(self, name: str) -> bytes | None:
@@ -315,12 +322,7 @@ class ObjectStore:
 
     def write_state(self, name: str, data: bytes) -> None:
         """Replace ``PREFIX/.recfetch/NAME`` in one PUT (atomic: readers see old or new)."""
-        key = self.key(STATE_DIR + name)
-        try:
-            self.client.put_object(Bucket=self.url.bucket, Key=key, Body=data,
-                                   ContentType="application/json")
-        except Exception as exc:
-            raise self.error(exc, "write to", key) from None
+        self.write_object(self.key(STATE_DIR + name), data, content_type="application/json")
 
 
 def split_object_url(url: str) -> tuple[str, str]:

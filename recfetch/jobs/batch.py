@@ -251,17 +251,18 @@ class Planner:
         """Paths given out in this run, and to which ref."""
         self.fetches = 0
 
-    def archived(self, ref: str) -> ArchiveEntry | None:
-        """The archive's row for ``ref`` when its file is still there (and --overwrite is off)."""
+    def archived(self, recording: Recording) -> ArchiveEntry | None:
+        """The archive's row for ``recording`` when its file is still there (and --overwrite is off)."""
         archive = self.sinks.archive
         if archive is None or self.opts.overwrite:
             return None
+        ref = recording.ref
         entry = archive.get(self.provider.name, self.provider.profile, ref)
-        if entry is not None and not entry.path.exists():
+        if entry is not None and not self.sinks.place.holds(entry.location, recording, sha256=entry.sha256):
             # The archive says done but the file is gone: the recording may still exist
             # only at the provider, so fetch it again rather than trust the record.
             self.sinks.notes.warn(
-                f"warning: {ref} is in the archive but {entry.path} is missing; downloading it again"
+                f"warning: {ref} is in the archive but {entry.location} is missing; downloading it again"
             )
             return None
         return entry
@@ -315,13 +316,20 @@ class Planner:
         if not recording.downloadable:
             detail = recording.skip_reason or f"not downloadable (status {recording.status})"
             return Skip(SkipReason.NOT_DOWNLOADABLE, detail)
-        entry = self.archived(recording.ref)
+        entry = self.archived(recording)
         if entry is not None:
             return Skip(SkipReason.IN_ARCHIVE, path=entry.path, entry=entry)
-        placed = self.place(recording)
-        if isinstance(placed, Skip):
-            return placed
-        path = placed
+        if self.sinks.place.store is not None:
+            # An object store: the engine HEADs the key (proof, or a `_<id>` key beside another's).
+            path = self.sinks.place.target(self.opts.name, recording)
+            if self.seen_paths.get(path, recording.ref) != recording.ref:
+                path = _with_id(path, recording, 1)
+            self.seen_paths[path] = recording.ref
+        else:
+            placed = self.place(recording)
+            if isinstance(placed, Skip):
+                return placed
+            path = placed
         if self.opts.max_files is not None and self.fetches >= self.opts.max_files:
             return Stop()
         self.fetches += 1
@@ -394,7 +402,9 @@ class BatchRunner:
                 return res, None
         except RecfetchError as exc:  # the journal could not be written (e.g. a full disk)
             return FileResult(recording.ref, "failed", exc.code.lower(), None, 0, None, exc), None
-        return self.sinks.commit(recording, _typed_path(recording, res))
+        if self.sinks.place.store is None:
+            res = _typed_path(recording, res)
+        return self.sinks.commit(recording, res)
 
     def _archived(self, recording: Recording, skip: Skip) -> Outcome:
         assert skip.entry is not None
@@ -407,6 +417,8 @@ class BatchRunner:
         result = self.result
         with self._lock:
             event = event_for(self.provider.name, res, extra)
+            if self.sinks.place.store is not None and res.path is not None:
+                event["path"] = self.sinks.place.location(res.path)
             if extra and extra.get("deleted"):
                 result.deleted += 1
             if res.outcome == "downloaded":

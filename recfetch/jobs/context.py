@@ -8,6 +8,8 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from recfetch.destinations.settings import StoreSettings
+from recfetch.destinations.settings import resolve as resolve_store
 from recfetch.download import NullReporter, Reporter
 from recfetch.errors import UsageError
 
@@ -47,6 +49,10 @@ def _ignore(event: dict[str, Any]) -> None:
     pass
 
 
+def _store_environment() -> StoreSettings:
+    return resolve_store({}, "")
+
+
 @dataclass
 class JobContext:
     stop: threading.Event = field(default_factory=threading.Event)
@@ -58,3 +64,5 @@ class JobContext:
     """Each SPEC §4 file event, as it happens (after the log file has it)."""
     confirm_delete: Callable[..., bool] = confirm_with_yes
     """``(provider, what, *, yes) -> bool``: may `pull --delete-after` go ahead?"""
+    store_settings: Callable[[], StoreSettings] = _store_environment
+    """The object store's settings for ``-o s3://...`` (the CLI adds the profile's destination table)."""

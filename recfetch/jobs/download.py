@@ -12,8 +12,10 @@ from recfetch.errors import RUN_LEVEL, ExitCode, RecfetchError, UsageError
 from recfetch.jobs.batch import BatchResult, BatchRunner, SkipReason
 from recfetch.jobs.context import JobContext, Notifier
 from recfetch.jobs.options import DownloadOptions
+from recfetch.jobs.place import Place
 from recfetch.jobs.sinks import Sinks, open_sinks
 from recfetch.providers.base import Provider, Recording
+from recfetch.shard import parse_shard
 
 
 def run_batch(
@@ -33,6 +35,7 @@ def run_batch(
             stop=ctx.stop,
             overwrite=opts.overwrite,
             stall_timeout=opts.stall_timeout,
+            store=sinks.place.store,
         )
         try:
             result = BatchRunner(provider, opts, sinks, ctx, downloader).run(items)
@@ -51,7 +54,9 @@ def run_batch(
         result.notes.append(
             f"warning: stopped after --max-files {opts.max_files}; more recordings are waiting"
         )
-    if result.interrupted:
+    if result.interrupted and sinks.place.store is not None:
+        result.notes.append("warning: interrupted: unfinished uploads were aborted; the next run redoes them")
+    elif result.interrupted:
         result.notes.append("warning: interrupted: partial files were kept as .part and resume next time")
     for note in result.notes:
         if note.startswith("warning: "):
@@ -118,13 +123,19 @@ class DownloadJob:
         self.state_dir = state_dir
 
     def sinks(self, provider: Provider, opts: DownloadOptions, notify: Notifier | None = None) -> Sinks:
+        shard = parse_shard(opts.shard) if opts.shard else None
         return open_sinks(
-            provider, opts, state_dir=self.state_dir, notify=notify or self.ctx.notify, command="download"
+            provider, opts, state_dir=self.state_dir, notify=notify or self.ctx.notify, command="download",
+            place=Place.open(opts.output_dir, self.ctx.store_settings, jobs=opts.jobs),
+            shard=shard.label if shard else None,
         )
 
     def run(
         self, provider: Provider, opts: DownloadOptions, sinks: Sinks, refs: Iterable[str]
     ) -> BatchResult:
+        if opts.shard:
+            shard = parse_shard(opts.shard)
+            refs = (ref for ref in refs if shard.takes(provider.canonical_ref(ref)))
         with sinks:
             return run_batch(provider, opts, sinks, self.ctx, _resolve(provider, refs, opts, sinks))
 
@@ -144,7 +155,7 @@ def _resolve(
             yield _bad(given, exc)
             continue
         # No provider call at all for what is done (Kismet audits every lookup).
-        if archive is not None and not opts.overwrite:
+        if archive is not None and not opts.overwrite and sinks.place.store is None:
             entry = archive.get(provider.name, provider.profile, ref)
             if entry is not None and entry.path.exists():
                 yield FileResult(ref, "skipped", SkipReason.IN_ARCHIVE.value, entry.path, 0, None, None)

@@ -23,9 +23,7 @@ imports typer or rich). A field the CLI exposes carries plain data under the key
 The field's name is the parameter name, its default the flag's default and its
 annotation the flag's type. `cli_fields(cls)` yields ``(field, metadata)`` for the
 exposed fields in declaration order. Fields without ``"cli"`` metadata are not
-flags: `filters` (the provider's own flags, declared by each provider) and
-options whose behaviour is not wired yet, which get their metadata when their
-owner wires them: `shard` (SPEC §9).
+flags: `filters` (the provider's own flags, declared by each provider).
 
 Output format (`--format/--json/--jsonl`, SPEC §4) is the CLI's rendering
 choice, not an option of the job, so it is not here.
@@ -85,6 +83,18 @@ def cli_fields(cls: type[Any]) -> Iterator[tuple[dataclasses.Field[Any], dict[st
 # Shared field declarations (list and pull have the same time window).
 
 
+def _shard() -> Any:
+    return field(
+        default=None,
+        metadata=_cli(
+            "--shard",
+            help="Take only shard I of N (SPEC §9): I/N, or auto/N from $JOB_COMPLETION_INDEX.",
+            panel=TIME_PANEL,
+            metavar="I/N",
+        ),
+    )
+
+
 def _since() -> Any:
     return field(
         default=None,
@@ -141,8 +151,7 @@ class ListOptions:
     limit: int | None = _limit()
     filters: Mapping[str, Any] = field(default_factory=dict)
     """The provider's own list flags by name (e.g. kazoo ``{"user": "u1"}``); not a CLI field here."""
-    shard: tuple[int, int] | None = None
-    """(index, count) of SPEC §9; not wired yet (no CLI metadata)."""
+    shard: str | None = _shard()
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,11 @@ class DownloadOptions:
     output_dir: Path = field(
         default=Path("."),
         metadata=_cli(
-            "--output-dir", short="-o", help="Directory to save into.", panel=DOWNLOAD_PANEL, metavar="DIR"
+            "--output-dir",
+            short="-o",
+            help="Directory (or s3://BUCKET/PREFIX) to save into.",
+            panel=DOWNLOAD_PANEL,
+            metavar="DIR",
         ),
     )
     name: str = field(
@@ -271,8 +284,7 @@ class DownloadOptions:
     )
     filters: Mapping[str, Any] = field(default_factory=dict)
     """The provider's own download flags by name (e.g. ``{"audio": True}``); not a CLI field here."""
-    shard: tuple[int, int] | None = None
-    """(index, count) of SPEC §9, for `download -`; not wired yet (no CLI metadata)."""
+    shard: str | None = _shard()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ Decisions (also in the README's cron section):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,8 +25,10 @@ from recfetch.jobs.context import JobContext, Notifier
 from recfetch.jobs.download import run_batch
 from recfetch.jobs.listing import Limited, build_query, window_text
 from recfetch.jobs.options import PullOptions
+from recfetch.jobs.place import Place, StoreWatermarks
 from recfetch.jobs.sinks import Notes, Sinks, open_sinks
-from recfetch.providers.base import ListQuery, Provider, iso
+from recfetch.providers.base import ListQuery, Provider, Recording, iso
+from recfetch.shard import Shard, parse_shard
 from recfetch.state import Lock, Watermarks
 
 
@@ -97,11 +100,13 @@ class PullJob:
         self.ctx = ctx
         self.state_dir = state_dir
         self.started = started or datetime.now(UTC)
+        self.watermarks: Watermarks | StoreWatermarks = Watermarks(state_dir)
 
     def sinks(self, provider: Provider, opts: PullOptions, notify: Notifier | None = None) -> Sinks:
         """The sinks `opts` asks for, the verified deleter included."""
         timeparse.parse_duration(opts.overlap, flag="--overlap")
         check_delete(provider, opts)
+        shard = parse_shard(opts.shard) if opts.shard else None
         return open_sinks(
             provider,
             opts,
@@ -109,10 +114,17 @@ class PullJob:
             notify=notify or self.ctx.notify,
             command="pull",
             delete=opts.delete_after and not opts.dry_run,
+            place=Place.open(opts.output_dir, self.ctx.store_settings, jobs=opts.jobs),
+            shard=shard.label if shard else None,
         )
 
     def run(self, provider: Provider, opts: PullOptions, sinks: Sinks) -> PullResult:
-        name, profile = provider.name, provider.profile
+        profile = provider.profile
+        shard = parse_shard(opts.shard) if opts.shard else None
+        # Lock and watermark are per shard, so shards never wait on each other (SPEC §9).
+        name = f"{provider.name}.shard-{shard.label}" if shard else provider.name
+        store = sinks.place.store
+        self.watermarks = StoreWatermarks(store) if store is not None else Watermarks(self.state_dir)
         overlap = timeparse.parse_duration(opts.overlap, flag="--overlap")
         query = build_query(
             since=opts.since, until=opts.until, tz=opts.tz, limit=opts.limit, filters=opts.filters
@@ -123,7 +135,7 @@ class PullJob:
             raise ValueError("pull sinks must come from PullJob.sinks() for these options")
         # Ask (or insist on --yes) before anything is downloaded, and before taking the lock.
         if deleting and not self.ctx.confirm_delete(
-            name, ["each recording this pull verifies locally"], yes=opts.yes
+            provider.name, ["each recording this pull verifies locally"], yes=opts.yes
         ):
             self.ctx.notify.info("not confirmed: nothing was downloaded or deleted")
             return PullResult(declined=True)
@@ -131,25 +143,33 @@ class PullJob:
         lock.acquire()
         try:
             with sinks:
-                window = self._window(provider, opts, query, overlap, sinks.notes)
+                window = self._window(provider, opts, query, overlap, sinks.notes, name)
                 items = Limited(provider.iter_recordings(window.query), opts.limit, sinks.notes)
-                batch = run_batch(provider, opts, sinks, self.ctx, items, deleting=deleting)
+                batch = run_batch(
+                    provider, opts, sinks, self.ctx, _in_shard(items, shard), deleting=deleting
+                )
                 result = PullResult(batch)
                 if opts.incremental:
                     result.watermark = self._advance(
-                        provider, opts, window, batch, items.truncated, sinks.notes
+                        provider, opts, window, batch, items.truncated, sinks.notes, name
                     )
                 return result
         finally:
             lock.release()
 
     def _window(
-        self, provider: Provider, opts: PullOptions, query: ListQuery, overlap: timedelta, notes: Notes
+        self,
+        provider: Provider,
+        opts: PullOptions,
+        query: ListQuery,
+        overlap: timedelta,
+        notes: Notes,
+        name: str,
     ) -> Window:
-        name, profile = provider.name, provider.profile
+        profile = provider.profile
         if query.since or query.until:
             self.ctx.notify.debug(f"time window (UTC): {window_text(query)}")
-        previous = Watermarks(self.state_dir).get(profile, name) if opts.incremental else None
+        previous = self.watermarks.get(profile, name) if opts.incremental else None
         resolved, contiguous = resolve_window(
             query,
             incremental=opts.incremental,
@@ -176,9 +196,10 @@ class PullJob:
         batch: BatchResult,
         limit_truncated: bool,
         notes: Notes,
+        name: str,
     ) -> datetime | None:
         """Advance the watermark after a complete incremental run; otherwise say why not."""
-        name, profile = provider.name, provider.profile
+        profile = provider.profile
         reasons = []
         if opts.dry_run:
             reasons.append("this was a dry run")
@@ -199,10 +220,17 @@ class PullJob:
         if window.previous is not None and end <= window.previous:
             return None  # never move a watermark backwards
         try:
-            Watermarks(self.state_dir).set(profile, name, end)
+            self.watermarks.set(profile, name, end)
         except OSError as exc:
             # The files are safe; only the next run's window is wider than it could be.
             self.ctx.notify.warn(f"warning: could not save the incremental watermark: {exc.strerror}")
             return None
         notes.debug(f"incremental: watermark for {profile}/{name} is now {iso(end)}")
         return end
+
+
+def _in_shard(items: Iterable[Recording], shard: Shard | None) -> Iterator[Recording]:
+    """The listed recordings of this shard (all of them without --shard)."""
+    for recording in items:
+        if shard is None or shard.takes(recording.ref):
+            yield recording

@@ -14,8 +14,9 @@ Decisions (also in the README's cron section):
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,6 +35,7 @@ from recfetch.fsutil import write_private
 from recfetch.jobs.context import Notifier, Silent
 from recfetch.jobs.journal import reconcile, sidecar_path
 from recfetch.jobs.options import DownloadOptions
+from recfetch.jobs.place import Place
 from recfetch.logfile import LogFile
 from recfetch.providers.base import Provider, Recording
 from recfetch.state import Archive, ArchiveEntry, default_archive_path
@@ -140,9 +142,10 @@ class ManifestSink(Sink):
 
     stage = 10
 
-    def __init__(self, path: Path, provider: Provider) -> None:
+    def __init__(self, path: Path, provider: Provider, place: Place | None = None) -> None:
         self.path = path
         self.provider = provider
+        self.place = place or Place(Path("."))
         self.writer: manifest_mod.ManifestWriter | None = None
 
     def open(self) -> None:
@@ -158,7 +161,7 @@ class ManifestSink(Sink):
             provider=self.provider.name,
             profile=self.provider.profile,
             ref=recording.ref,
-            path=Path(res.path or ""),
+            path=Path(res.path or "") if self.place.store is None else self.place.location(res.path or ""),
             size=res.bytes,
             sha256=res.sha256,
             provider_size=recording.size_bytes,
@@ -178,6 +181,9 @@ class MetadataSink(Sink):
 
     stage = 20
 
+    def __init__(self, place: Place | None = None) -> None:
+        self.place = place or Place(Path("."))
+
     @staticmethod
     def render(recording: Recording) -> str:
         # Belt and braces for the sidecar: no URL query string (where signatures live) is stored.
@@ -185,6 +191,11 @@ class MetadataSink(Sink):
 
     def commit(self, recording: Recording, res: FileResult) -> Extra:
         path = sidecar_path(Path(res.path or ""))
+        store = self.place.store
+        if store is not None:  # `KEY.json` beside the object, one PUT
+            body = self.render(recording).encode()
+            store.write_object(store.key(path.as_posix()), body, content_type="application/json")
+            return None
         try:
             write_private(path, self.render(recording).encode())
         except OSError as exc:
@@ -200,9 +211,10 @@ class ArchiveSink(Sink):
 
     stage = 30
 
-    def __init__(self, path: Path, notes: Notes | None = None) -> None:
+    def __init__(self, path: Path, notes: Notes | None = None, place: Place | None = None) -> None:
         self.path = path
         self.notes = notes
+        self.place = place or Place(Path("."))
         self.archive: Archive | None = None
 
     def open(self) -> None:
@@ -217,7 +229,8 @@ class ArchiveSink(Sink):
 
     def commit(self, recording: Recording, res: FileResult) -> Extra:
         assert self.archive is not None
-        self.archive.add(recording, res)
+        location = self.place.location(res.path or "") if self.place.store is not None else None
+        self.archive.add(recording, res, location=location)
         return None
 
     def failure(self, exc: RecfetchError) -> tuple[str, Extra]:
@@ -233,10 +246,13 @@ class VerifiedDeleter(Sink):
     stage = 40
     acts_on_archived = True
 
-    def __init__(self, provider: Provider, archive: ArchiveSink, notes: Notes) -> None:
+    def __init__(
+        self, provider: Provider, archive: ArchiveSink, notes: Notes, place: Place | None = None
+    ) -> None:
         self.provider = provider
         self.archive_sink = archive
         self.notes = notes
+        self.place = place or Place(Path("."))
 
     @property
     def archive(self) -> Archive:
@@ -249,6 +265,36 @@ class VerifiedDeleter(Sink):
             hint="the local file is kept; check it, or download it again with --overwrite",
             provider=self.provider.name,
         )
+
+    def _verify_object(self, recording: Recording, location: str, *, size: int, sha256: str | None) -> None:
+        """The object's metadata (written only after its bytes were verified) must prove this recording."""
+        store = self.place.store
+        assert store is not None
+        entry = self.archive.get(self.provider.name, self.provider.profile, recording.ref)
+        if entry is None:
+            raise self._refuse("it is not recorded in the archive")
+        if entry.location != location:
+            raise self._refuse(f"the archive records it at {entry.location}, not {location}")
+        expected_sha = sha256 or entry.sha256
+        if not expected_sha or (entry.sha256 and entry.sha256 != expected_sha):
+            raise self._refuse("no matching sha256 is recorded for the object")
+        proof = store.head(self.place.key_of(location))
+        if proof is None:
+            raise self._refuse(f"{location} is missing")
+        if proof.length != size or proof.length != entry.bytes:
+            raise self._refuse(f"{location} has {proof.length} bytes, {entry.bytes} were recorded")
+        if not proof.proves(recording.ref, recording.size_bytes, expected_sha):
+            raise self._refuse(f"{location} does not carry this recording's verified sha256 and size")
+        if recording.checksum:
+            algo, _, digest = recording.checksum.partition(":")
+            extra_algo = _ALGORITHMS.get(algo.strip().lower())
+            if extra_algo is None or not digest:
+                raise self._refuse(f"cannot check the provider's {algo or 'unnamed'} checksum")
+            hasher = hashlib.new(extra_algo)
+            for chunk in store.read(self.place.key_of(location)):
+                hasher.update(chunk)
+            if hasher.hexdigest() != digest.strip().lower():
+                raise self._refuse(f"{location} does not match the provider's {extra_algo} checksum")
 
     def _verify(self, recording: Recording, path: Path, *, size: int, sha256: str | None) -> None:
         entry = self.archive.get(self.provider.name, self.provider.profile, recording.ref)
@@ -279,7 +325,7 @@ class VerifiedDeleter(Sink):
         if extra_algo and digest and digests[extra_algo] != digest.strip().lower():
             raise self._refuse(f"{path} does not match the provider's {extra_algo} checksum")
 
-    def _delete(self, recording: Recording, path: Path) -> dict[str, Any]:
+    def _delete(self, recording: Recording, path: Path | str) -> dict[str, Any]:
         name = self.provider.name
         try:
             self.provider.delete(recording)
@@ -297,13 +343,17 @@ class VerifiedDeleter(Sink):
                 http_status=exc.http_status,
             ) from None
         self.notes.info(
-            f"deleted {recording.ref} at {name}{note}; verified local copy {path}",
+            f"deleted {recording.ref} at {name}{note}; verified copy {path}",
             ref=recording.ref,
             deleted=True,
         )
         return {"deleted": True}
 
     def commit(self, recording: Recording, res: FileResult) -> Extra:
+        if self.place.store is not None:
+            location = self.place.location(res.path or "")
+            self._verify_object(recording, location, size=res.bytes, sha256=res.sha256)
+            return self._delete(recording, location)
         path = Path(res.path or "")
         self._verify(recording, path, size=res.bytes, sha256=res.sha256)
         return self._delete(recording, path)
@@ -312,6 +362,9 @@ class VerifiedDeleter(Sink):
         return f"downloaded, but {exc}", {"deleted": False}
 
     def archived(self, recording: Recording, entry: ArchiveEntry) -> Extra:
+        if self.place.store is not None:
+            self._verify_object(recording, entry.location, size=entry.bytes, sha256=entry.sha256)
+            return self._delete(recording, entry.location)
         self._verify(recording, entry.path, size=entry.bytes, sha256=entry.sha256)
         return self._delete(recording, entry.path)
 
@@ -326,6 +379,8 @@ class Sinks:
 
     sinks: list[Sink]
     notes: Notes
+    place: Place = field(default_factory=lambda: Place(Path(".")))
+    """Where the files go (a folder, or an object store checked when the sinks open)."""
 
     def __post_init__(self) -> None:
         self.sinks.sort(key=lambda s: s.stage)
@@ -339,6 +394,10 @@ class Sinks:
         self.sinks.sort(key=lambda s: s.stage)
 
     def __enter__(self) -> Sinks:
+        if self.place.store is not None:
+            # Wrong credentials, a missing bucket or a read-only key stop the run here,
+            # before anything is listed or minted.
+            self.place.store.check()
         opened: list[Sink] = []
         try:
             for sink in sorted(self.sinks, key=lambda s: not isinstance(s, LogSink)):
@@ -367,9 +426,12 @@ class Sinks:
         return any(s.acts_on_archived for s in self.sinks)
 
     def intend(self, recording: Recording, path: Path) -> None:
-        """Journal the commit before the engine may put a file at ``path`` (see `journal`)."""
+        """Journal the commit before the engine may put a file at ``path`` (see `journal`).
+
+        Not for an object store: its objects appear whole, and their metadata is the proof.
+        """
         archive = self.archive
-        if archive is None:
+        if archive is None or self.place.store is not None:
             return
         manifest = self._of(ManifestSink)
         metadata = self._of(MetadataSink)
@@ -428,8 +490,14 @@ def open_sinks(
     notify: Notifier,
     command: str,
     delete: bool = False,
+    place: Place | None = None,
+    shard: str | None = None,
 ) -> Sinks:
-    """The sinks ``opts`` asks for (not yet opened: ``with`` the result opens them)."""
+    """The sinks ``opts`` asks for (not yet opened: ``with`` the result opens them).
+
+    ``shard`` (a label such as ``2of4``) gives the run its own default archive.
+    """
+    place = place or Place(opts.output_dir)
     if opts.archive is not None and opts.no_archive:
         raise UsageError("--archive and --no-archive cannot be used together", hint="pick one")
     log = None
@@ -438,20 +506,22 @@ def open_sinks(
             opts.log_file.expanduser(), provider=provider.name, profile=provider.profile, command=command
         )
     notes = Notes(notify, log)
-    sinks = Sinks([log] if log is not None else [], notes)
+    sinks = Sinks([log] if log is not None else [], notes, place)
     archive = None
     if not opts.no_archive:
-        path = opts.archive.expanduser() if opts.archive is not None else default_archive_path(state_dir)
-        archive = ArchiveSink(path, notes)
+        path = (
+            opts.archive.expanduser() if opts.archive is not None else default_archive_path(state_dir, shard)
+        )
+        archive = ArchiveSink(path, notes, place)
         sinks.add(archive)
     if opts.manifest is not None:
-        sinks.add(ManifestSink(opts.manifest.expanduser(), provider))
+        sinks.add(ManifestSink(opts.manifest.expanduser(), provider, place))
     if opts.write_metadata:
-        sinks.add(MetadataSink())
+        sinks.add(MetadataSink(place))
     if delete:
         if archive is None:
             raise UsageError(
                 "--delete-after needs the archive to prove each file was verified", hint="drop --no-archive"
             )
-        sinks.add(VerifiedDeleter(provider, archive, notes))
+        sinks.add(VerifiedDeleter(provider, archive, notes, place))
     return sinks
