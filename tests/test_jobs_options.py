@@ -43,7 +43,8 @@ def test_cli_metadata_is_plain_data_with_unique_flags(cls: type) -> None:
             seen.add(flag)
         assert all(isinstance(v, (str, int, tuple, type(None))) or callable(v) for v in meta.values())
     exposed = {f.name for f, _ in cli_fields(cls)}
-    assert "filters" not in exposed and "shard" not in exposed
+    assert "filters" not in exposed
+    assert "shard" in exposed  # SPEC §9: on list, download - and pull
 
 
 def test_jobs_package_imports_neither_typer_nor_rich() -> None:

@@ -9,8 +9,9 @@ streamed recording is known only at its end. So:
   ``PREFIX/.recfetch/uploads/`` (never a final key), one part in memory at a
   time; after the byte count and SHA-256 are checked it is completed, copied
   server-side to its final key with the metadata (`sha256`, `size`, `provider`,
-  `ref`), and the staging object is deleted. One part uploads on a helper
-  thread while the next one fills, so at most two parts are in memory.
+  `ref`), and the staging object is deleted. Up to `PARTS_IN_FLIGHT` parts
+  upload on helper threads while the next one fills, so memory stays at
+  ``(PARTS_IN_FLIGHT + 1) * PART_SIZE`` per recording whatever its size.
 
 `abort` (failure, SIGINT/SIGTERM) aborts the multipart upload; an upload left
 behind by a killed process is aborted when the same recording is next uploaded,
@@ -21,6 +22,7 @@ running SHA-256 cannot be carried from one process to the next).
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +32,10 @@ if TYPE_CHECKING:
     from recfetch.destinations.objectstore import ObjectStore
 
 MIB = 1024 * 1024
-PART_SIZE = 8 * MIB
-"""Bytes held in memory per upload; S3 parts must be at least 5 MiB (but the last)."""
+PART_SIZE = 6 * MIB
+"""Bytes per part; S3 parts must be at least 5 MiB (but the last)."""
+PARTS_IN_FLIGHT = 2
+"""Parts uploading at once per recording (a store answers one part at a time slowly)."""
 MAX_PARTS = 9_000
 """S3 allows 10,000 parts; the part size grows for huge recordings to stay below."""
 COPY_PART = 1024 * MIB
@@ -53,14 +57,15 @@ class ObjectUpload:
         self.stage_key = stage_key
         self.content_type = content_type or "application/octet-stream"
         self.part_size = part_size_for(size_hint)
-        self._buffer = bytearray()
+        self._buffer = bytearray(self.part_size)
+        self._filled = 0
         self._sha = hashlib.sha256()
         self._size = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._staged = False
         self._sender: ThreadPoolExecutor | None = None
-        self._in_flight: Future[dict[str, Any]] | None = None
+        self._in_flight: deque[Future[dict[str, Any]]] = deque()
         self.committed_key: str | None = None
 
     @property
@@ -71,16 +76,22 @@ class ObjectUpload:
     @property
     def parts_uploaded(self) -> int:
         """Parts sent or being sent."""
-        return len(self._parts) + (self._in_flight is not None)
+        return len(self._parts) + len(self._in_flight)
 
     def write(self, data: bytes) -> None:
         if not data:
             return
         self._sha.update(data)
         self._size += len(data)
-        self._buffer += data
-        if len(self._buffer) >= self.part_size:
-            self._send_part()
+        view = memoryview(data)
+        while view:
+            room = self.part_size - self._filled
+            taken = view[:room]
+            self._buffer[self._filled : self._filled + len(taken)] = taken
+            self._filled += len(taken)
+            view = view[len(taken):]
+            if self._filled == self.part_size:
+                self._send_part()
 
     def sha256(self) -> str:
         return self._sha.hexdigest()
@@ -91,7 +102,7 @@ class ObjectUpload:
     def truncate(self) -> None:
         """Start over from byte 0 (the source restarted): drop everything sent so far."""
         self.abort()
-        self._buffer = bytearray()
+        self._filled = 0
         self._sha = hashlib.sha256()
         self._size = 0
 
@@ -119,16 +130,23 @@ class ObjectUpload:
         if self.store.head(self.stage_key) is not None:
             client.delete_object(Bucket=bucket, Key=self.stage_key)
 
+    def _take(self) -> bytearray:
+        """The filled bytes as a part body; a fresh buffer takes their place."""
+        body = self._buffer if self._filled == self.part_size else self._buffer[: self._filled]
+        self._buffer = bytearray(self.part_size)
+        self._filled = 0
+        return body
+
     def _send_part(self) -> None:
-        """Hand the full buffer to the sender thread (after the previous part has gone)."""
+        """Hand the filled buffer to a sender thread (waiting while too many parts are in flight)."""
         if self._upload_id is None:
             self._begin()
-        self._settle()
-        body, self._buffer = self._buffer, bytearray()
+        while len(self._in_flight) >= PARTS_IN_FLIGHT:
+            self._parts.append(self._in_flight.popleft().result())
         if self._sender is None:
-            self._sender = ThreadPoolExecutor(1, thread_name_prefix="recfetch-upload")
-        number = len(self._parts) + 1
-        self._in_flight = self._sender.submit(self._upload_part, body, number, self._upload_id)
+            self._sender = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="recfetch-upload")
+        number = len(self._parts) + len(self._in_flight) + 1
+        self._in_flight.append(self._sender.submit(self._upload_part, self._take(), number, self._upload_id))
 
     def _upload_part(self, body: bytearray, number: int, upload_id: str | None) -> dict[str, Any]:
         try:
@@ -141,14 +159,13 @@ class ObjectUpload:
         return {"PartNumber": number, "ETag": answer["ETag"]}
 
     def _settle(self) -> None:
-        """Wait for the part in flight; its failure is raised here."""
-        future, self._in_flight = self._in_flight, None
-        if future is not None:
-            self._parts.append(future.result())
+        """Wait for every part in flight; a failure is raised here."""
+        while self._in_flight:
+            self._parts.append(self._in_flight.popleft().result())
 
     def _stop_sender(self) -> None:
-        future, self._in_flight = self._in_flight, None
-        if future is not None:
+        while self._in_flight:
+            future = self._in_flight.popleft()
             future.cancel()
             try:
                 future.result()
@@ -180,7 +197,7 @@ class ObjectUpload:
         self.committed_key = final_key
 
     def _put_whole(self, final_key: str, meta: dict[str, str]) -> None:
-        body, self._buffer = self._buffer, bytearray()
+        body = bytes(self._take())
         try:
             self.store.client.put_object(
                 Bucket=self.store.url.bucket, Key=final_key, Body=body,
@@ -191,7 +208,7 @@ class ObjectUpload:
 
     def _complete(self, final_key: str, meta: dict[str, str]) -> None:
         client, bucket, stage = self.store.client, self.store.url.bucket, self.stage_key
-        if self._buffer:
+        if self._filled:
             self._send_part()
         self._settle()
         self._stop_sender()
