@@ -324,7 +324,7 @@ class Planner:
             path = self.sinks.place.target(self.opts.name, recording)
             if self.seen_paths.get(path, recording.ref) != recording.ref:
                 path = _with_id(path, recording, 1)
-            self.seen_paths[path] = recording.ref
+            self.seen_paths.put(path, recording.ref)
         else:
             placed = self.place(recording)
             if isinstance(placed, Skip):
