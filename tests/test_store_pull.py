@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from s3 import READONLY_ACCESS_KEY, READONLY_SECRET_KEY, S3Store
 
-from recfetch.providers import registry
+from recfetch.providers import get_provider
 from recfetch.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ NAME = "bird"
 @pytest.fixture
 def mints(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
-    cls = registry()[NAME]
+    cls = get_provider(NAME)
     original = cls.mint
 
     def counting(self: Any, recording: Any) -> Any:

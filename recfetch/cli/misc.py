@@ -97,14 +97,14 @@ def config_show(
 
 
 def _destination(data: dict[str, Any], profile: str, lines: list[str]) -> dict[str, object]:
-    from recfetch.destinations.settings import describe
+    from recfetch.destinations.settings import SECRETS, describe
 
     entries: dict[str, object] = {}
     lines.append("[destination]")
     for key, item in describe(data, profile).items():
         if item.source == "unset":
             continue
-        secret = config.is_secret_key(key)
+        secret = key in SECRETS
         if item.source.startswith("cmd:"):
             shown, source = f"<from {key}_cmd>", "cmd"
         else:
