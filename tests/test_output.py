@@ -116,7 +116,7 @@ def test_piped_table_is_tab_separated_one_recording_per_line(cli, sandbox_profil
 
 
 def test_table_cells_never_break_a_line() -> None:
-    from recfetch import output_table
+    from recfetch.output import table as output_table
 
     out = io.StringIO()
     records = [{"ref": "a", "status": "ready", "filename": "two\nlines\tand tab"}]
@@ -125,7 +125,7 @@ def test_table_cells_never_break_a_line() -> None:
 
 
 def test_terminal_table_fits_the_width_and_keeps_refs_whole() -> None:
-    from recfetch import output_table
+    from recfetch.output import table as output_table
 
     ref = "202511-" + "0123456789abcdef" * 2
     records = [
@@ -157,7 +157,7 @@ def output_table_columns() -> tuple[str, ...]:
 
 
 def test_table_streams_rows_as_they_arrive() -> None:
-    from recfetch import output_table
+    from recfetch.output import table as output_table
 
     out = io.StringIO()
     seen: list[int] = []

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
-from recfetch import output_table
 from recfetch.errors import RUN_LEVEL, RecfetchError
+from recfetch.output import table as output_table
 from recfetch.providers.base import RECORD_FIELDS
 from recfetch.redact import scrub
 
@@ -401,7 +401,7 @@ def progress_for(ui: Ui) -> Iterator[Any]:
     if not ui.show_progress:
         yield NullProgress()
         return
-    from recfetch.output_progress import ProgressDisplay
+    from recfetch.output.progress import ProgressDisplay
 
     with ProgressDisplay(ui.err) as display:
         ui.display = display
