@@ -35,6 +35,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RECFETCH_CONFIG", str(home / "config" / "config.toml"))
     monkeypatch.setenv("RECFETCH_STATE_DIR", str(home / "state"))
     monkeypatch.setenv("COLUMNS", "200")
+    # The tests' own clients (httpx.get of a printed URL, boto3) talk to 127.0.0.1: never via the
+    # caller's HTTP(S)_PROXY. recfetch itself bypasses proxies for loopback without this
+    # (test_api_lane checks it with NO_PROXY removed).
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost,::1")
     monkeypatch.chdir(tmp_path)
     forget_secrets()  # each test registers its own: none is scrubbed only thanks to an earlier test
     return home

@@ -195,3 +195,15 @@ def test_api_concurrency_reaches_the_provider_from_the_command_line(
     assert result.exit_code == 0, result.output
     assert seen == [2]
     assert cli("bird", "pull", "--api-concurrency", "0").exit_code == 2  # at least one
+
+
+def test_loopback_api_traffic_never_goes_through_the_callers_proxy(
+    box: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    provider = make(box, "bird", tmp_path)
+    rid = box["bird"].ids()[0]
+    assert provider.get_recording(rid).id == rid
