@@ -272,3 +272,34 @@ def test_an_archive_that_cannot_be_written_stops_the_run_with_exit_10_and_stays_
     assert media == {Path(path) for path, _ in rows.values()}
     for ref, (path, digest) in rows.items():
         assert Path(path).read_bytes() == bird.content(ref) and sha(Path(path)) == digest
+
+
+def test_a_left_open_commit_is_finished_by_a_real_run_and_left_alone_by_a_dry_run(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path
+) -> None:
+    from recfetch.providers.base import Recording
+    from recfetch.state import Archive
+
+    bird = sandbox_profile["bird"]
+    ref = bird.ids(status="available")[0]
+    out, manifest = tmp_path / "out", tmp_path / "m.jsonl"
+    final = out / "left-behind.mp3"
+    out.mkdir()
+    final.write_bytes(bird.content(ref))  # renamed into place, then the run was killed
+    (out / "left-behind.mp3.part.meta").write_text("{}")
+    db = Path(os.environ["RECFETCH_STATE_DIR"]) / "archive.sqlite3"
+    with Archive(db) as archive:
+        recording = Recording(provider="bird", profile="sandbox", ref=ref, id=ref)
+        archive.intend(recording, final, manifest=manifest, sidecar=json.dumps({"ref": ref}) + "\n")
+
+    dry = cli("bird", "pull", "-o", str(out), "--dry-run", "--manifest", str(manifest))
+    assert dry.exit_code == 0, dry.output
+    assert ref not in archive_rows() and (not manifest.exists() or manifest.read_text() == "")
+
+    res = cli("bird", "pull", "-o", str(out), "--manifest", str(manifest), "--jsonl")
+    assert res.exit_code == 0, res.output
+    assert archive_rows()[ref] == (str(final.resolve()), sha(final))
+    assert [json.loads(line)["ref"] for line in manifest.read_text().splitlines()].count(ref) == 1
+    assert json.loads((out / "left-behind.mp3.json").read_text()) == {"ref": ref}
+    assert not (out / "left-behind.mp3.part.meta").exists()
+    assert next(e for e in files(res) if e["ref"] == ref)["reason"] == "in archive"  # not fetched twice

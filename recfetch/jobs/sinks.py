@@ -214,6 +214,7 @@ class ArchiveSink(Sink):
     def __init__(self, path: Path, notes: Notes | None = None, place: Place | None = None) -> None:
         self.path = path
         self.notes = notes
+        """Where to say what the commit journal recovered; None: a dry run, which changes nothing."""
         self.place = place or Place(Path("."))
         self.archive: Archive | None = None
 
@@ -512,7 +513,7 @@ def open_sinks(
         path = (
             opts.archive.expanduser() if opts.archive is not None else default_archive_path(state_dir, shard)
         )
-        archive = ArchiveSink(path, notes, place)
+        archive = ArchiveSink(path, None if opts.dry_run else notes, place)
         sinks.add(archive)
     if opts.manifest is not None:
         sinks.add(ManifestSink(opts.manifest.expanduser(), provider, place))
