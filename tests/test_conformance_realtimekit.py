@@ -178,6 +178,29 @@ def test_every_request_the_cli_sends_matches_the_spec(rtk_profile: Sandbox, cli:
             "--json",
         ),
     ]
+    storage = tmp_path / "storage.json"
+    storage.write_text(json.dumps({"type": "gcs", "bucket": "b", "path": "p/", "secret": "k"}))
+    runs += [
+        (
+            "start",
+            "--meeting",
+            list(rtk.meetings)[2],
+            "--allow-multiple",
+            "--storage-config",
+            str(storage),
+            "--no-realtimekit-bucket",
+            "--video-config",
+            '{"codec": "H264", "width": 1920, "height": 1080, "export_file": true}',
+            "--interactive",
+            "--rtmp-url",
+            "rtmps://live.example.com/app/k",
+            "--url",
+            "https://example.com/view",
+        ),
+        ("start-tracks", "--meeting", list(rtk.meetings)[4]),
+        ("start-tracks", "--meeting", list(rtk.meetings)[4], "--max-seconds", "60", "--file-name-prefix=x"),
+        ("start-tracks", "--meeting", list(rtk.meetings)[4], "--storage-config", str(storage)),
+    ]
     for args in runs:
         result = cli("realtimekit", *args)
         assert result.exit_code == 0, (args, result.stderr)
@@ -185,11 +208,12 @@ def test_every_request_the_cli_sends_matches_the_spec(rtk_profile: Sandbox, cli:
     for action in ("pause", "resume", "stop"):
         assert cli("realtimekit", action, started["ref"], "--json").exit_code == 0
     logged = rtk.server.requests()
-    assert {(r.method, r.path.rsplit("/", 1)[-1] == "recordings") for r in logged} >= {
-        ("GET", True),
-        ("POST", True),
-        ("PUT", False),
+    assert {(r.method, r.path.rsplit("/", 1)[-1]) for r in logged} >= {
+        ("GET", "recordings"),
+        ("POST", "recordings"),
+        ("POST", "track"),
     }
+    assert any(r.method == "PUT" for r in logged)
     for req in logged:
         check_request(req)
     status_values = [r.query["status"] for r in logged if "status" in r.query]
@@ -313,6 +337,24 @@ def test_start_and_pause_resume_stop_answers_match_the_spec(api: Any) -> None:
         data = _check("PUT", path, client.put(path, json={"action": action}))["data"]
         assert data["status"] == status
     assert data["download_url"] and data["audio_download_url"] and data["file_size"]
+
+
+def test_track_recording_answer_matches_the_spec(api: Any) -> None:
+    rtk, client, root = api
+    op, _ = operation("POST", f"{root}/track")
+    body = {
+        "meeting_id": list(rtk.meetings)[4],
+        "layers": {"default": {"file_name_prefix": "x", "outputs": [{"type": "REALTIMEKIT_BUCKET"}]}},
+        "max_seconds": 120,
+    }
+    jsonschema.validate(body, schema_of(_deref(op["requestBody"])["content"]["application/json"]["schema"]))
+    data = _check("POST", f"{root}/track", client.post(f"{root}/track", json=body))["data"]
+    _strict_recording(data["recording"], extra=set())
+    assert data["recording"]["status"] == "RECORDING"
+    bad = client.post(f"{root}/track", json={"meeting_id": body["meeting_id"], "layers": {}})
+    assert bad.status_code == 400
+    error_schema = schema_of({"$ref": "#/components/schemas/realtimekit_GenericErrorResponse"})
+    jsonschema.validate(bad.json(), error_schema)
 
 
 def test_error_bodies_match_the_generic_error_schema(api: Any) -> None:

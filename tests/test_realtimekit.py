@@ -672,7 +672,7 @@ def test_control_post_and_put_are_not_retried_on_a_502(cli: Any, rtk: Any) -> No
 
 
 def test_provider_verbs_are_declared() -> None:
-    assert RealtimeKitProvider.extra_verbs == ("active", "start", "stop", "pause", "resume")
+    assert RealtimeKitProvider.extra_verbs == ("active", "start", "start-tracks", "stop", "pause", "resume")
 
 
 # ---------------------------------------------------------------------------

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from recfetch.cli._factory import Format, build_provider_app, fmt_of
 from recfetch.cli._runtime import Runtime, reported, runtime
+from recfetch.errors import UsageError
 from recfetch.output import write_one
 from recfetch.providers.base import Recording
 from recfetch.providers.realtimekit import RealtimeKitProvider
+from recfetch.providers.realtimekit_start import (
+    StartOptions,
+    TrackOptions,
+    load_json_object,
+    load_storage_config,
+)
 
 
 class AudioCodec(str, Enum):
@@ -70,6 +79,42 @@ def active(
     _one(runtime(ctx), _fmt(format, json_, jsonl), lambda p: p.active_recording(meeting_id))
 
 
+StorageConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--storage-config",
+        help="JSON file with a storage_config for your own bucket (type, bucket, region, access_key, "
+        "secret, ...); read from the file so its secrets never reach the command line or output.",
+        metavar="FILE.json",
+        show_default=False,
+    ),
+]
+MeetingOpt = Annotated[
+    str, typer.Option("--meeting", help="The meeting's UUID.", metavar="ID", show_default=False)
+]
+PrefixOpt = Annotated[
+    str | None, typer.Option("--file-name-prefix", help="Prefix of the recording's file name.")
+]
+
+
+def _video(value: str | None) -> dict[str, Any] | None:
+    """`--video-config`: inline JSON, or @FILE.json."""
+    if value is None:
+        return None
+    if value.startswith("@"):
+        return load_json_object(Path(value[1:]), flag="--video-config")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise UsageError(
+            "--video-config is not a JSON object",
+            hint='e.g. --video-config \'{"codec": "VP8", "width": 1280, "height": 720}\' or @video.json',
+        )
+    return parsed
+
+
 @app.command(
     "start",
     epilog="\b\nExamples:\n  recfetch realtimekit start --meeting MEETING_ID\n"
@@ -78,16 +123,12 @@ def active(
 @reported
 def start(
     ctx: typer.Context,
-    meeting: Annotated[
-        str, typer.Option("--meeting", help="The meeting's UUID.", metavar="ID", show_default=False)
-    ],
+    meeting: MeetingOpt,
     max_seconds: Annotated[
         int | None,
         typer.Option("--max-seconds", min=60, max=86400, help="Stop recording after N seconds (60-86400)."),
     ] = None,
-    file_name_prefix: Annotated[
-        str | None, typer.Option("--file-name-prefix", help="Prefix of the recording's file name.")
-    ] = None,
+    file_name_prefix: PrefixOpt = None,
     audio_codec: Annotated[
         AudioCodec | None,
         typer.Option(
@@ -101,23 +142,104 @@ def start(
         bool,
         typer.Option("--allow-multiple", help="Start even if the meeting is already being recorded."),
     ] = False,
+    storage_config: StorageConfigOpt = None,
+    realtimekit_bucket: Annotated[
+        bool | None,
+        typer.Option(
+            "--realtimekit-bucket/--no-realtimekit-bucket",
+            help="Upload to RealtimeKit's bucket (gives download_url) or not (realtimekit_bucket_config).",
+            show_default=False,
+        ),
+    ] = None,
+    video_config: Annotated[
+        str | None,
+        typer.Option(
+            "--video-config",
+            help="video_config as JSON or @FILE.json: codec (H264, VP8), width, height, export_file, "
+            "watermark {url, size {width, height}, position}.",
+            metavar="JSON",
+        ),
+    ] = None,
+    interactive: Annotated[
+        bool,
+        typer.Option("--interactive", help="Embed timed ID3 metadata (interactive_config type ID3)."),
+    ] = False,
+    rtmp_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rtmp-url", help="Also live-stream to this RTMP URL (rtmp_out_config).", metavar="URL"
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", help="Record this web page instead of the default meeting view.", metavar="URL"
+        ),
+    ] = None,
     format: FormatOpt = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
     """Start recording a meeting and print the new recording."""
-    _one(
-        runtime(ctx),
-        _fmt(format, json_, jsonl),
-        lambda p: p.start_recording(
-            meeting,
+    fmt = _fmt(format, json_, jsonl)
+
+    def action(p: RealtimeKitProvider) -> Recording:
+        options = StartOptions(
             max_seconds=max_seconds,
             file_name_prefix=file_name_prefix,
             audio_codec=audio_codec.value if audio_codec else None,
             audio_channel=audio_channel.value if audio_channel else None,
             allow_multiple=allow_multiple,
+            storage_config=load_storage_config(storage_config) if storage_config else None,
+            video_config=_video(video_config),
+            realtimekit_bucket=realtimekit_bucket,
+            interactive_id3=interactive,
+            rtmp_url=rtmp_url,
+            url=url,
+        )
+        return p.start_recording(meeting, options)
+
+    _one(runtime(ctx), fmt, action)
+
+
+@app.command(
+    "start-tracks",
+    epilog="\b\nExamples:\n  recfetch realtimekit start-tracks --meeting MEETING_ID\n"
+    "  recfetch realtimekit start-tracks --meeting MEETING_ID --storage-config bucket.json",
+)
+@reported
+def start_tracks(
+    ctx: typer.Context,
+    meeting: MeetingOpt,
+    max_seconds: Annotated[
+        int | None, typer.Option("--max-seconds", min=1, help="Stop the track recording after N seconds.")
+    ] = None,
+    file_name_prefix: PrefixOpt = None,
+    storage_config: StorageConfigOpt = None,
+    realtimekit_bucket: Annotated[
+        bool,
+        typer.Option(
+            "--realtimekit-bucket/--no-realtimekit-bucket",
+            help="Also upload the tracks to RealtimeKit's bucket (the default).",
         ),
-    )
+    ] = True,
+    format: FormatOpt = None,
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+) -> None:
+    """Record each participant's audio as its own track (POST …/recordings/track) and print it."""
+    fmt = _fmt(format, json_, jsonl)
+
+    def action(p: RealtimeKitProvider) -> Recording:
+        options = TrackOptions(
+            max_seconds=max_seconds,
+            file_name_prefix=file_name_prefix,
+            storage_config=load_storage_config(storage_config) if storage_config else None,
+            realtimekit_bucket=realtimekit_bucket,
+        )
+        return p.start_track_recording(meeting, options)
+
+    _one(runtime(ctx), fmt, action)
 
 
 def _control(action: str, doc: str) -> None:

@@ -33,6 +33,7 @@ from recfetch.providers.base import (
 )
 from recfetch.providers.limiter import Budget
 from recfetch.providers.paging import ListingGuard
+from recfetch.providers.realtimekit_start import StartOptions, TrackOptions
 from recfetch.providers.realtimekit_wire import (
     AUDIO_SUFFIX,
     Rejected,
@@ -86,7 +87,7 @@ class RealtimeKitProvider(Provider):
             secret=True,
         ),
     )
-    extra_verbs: ClassVar[tuple[str, ...]] = ("active", "start", "stop", "pause", "resume")
+    extra_verbs: ClassVar[tuple[str, ...]] = ("active", "start", "start-tracks", "stop", "pause", "resume")
     api_budget: ClassVar[Budget | None] = Budget(1200, 300.0)
     """Cloudflare's API: 1,200 requests per 5 minutes per token, then every call is blocked for 5 minutes."""
     flags: ClassVar[tuple[Flag, ...]] = (
@@ -370,34 +371,9 @@ class RealtimeKitProvider(Provider):
         )
         return self._record(obj, audio=False, where=f"active recording of meeting {meeting}")
 
-    def start_recording(
-        self,
-        meeting_id: str,
-        *,
-        max_seconds: int | None = None,
-        file_name_prefix: str | None = None,
-        audio_codec: str | None = None,
-        audio_channel: str | None = None,
-        allow_multiple: bool = False,
-    ) -> Recording:
-        body: dict[str, Any] = {"meeting_id": _uuid(meeting_id, flag="--meeting", what="meeting id")}
-        if max_seconds is not None:
-            if not 60 <= max_seconds <= 86400:
-                raise UsageError(
-                    f"--max-seconds {max_seconds} is out of range", hint="use 60 to 86400 (24 hours)"
-                )
-            body["max_seconds"] = max_seconds
-        if file_name_prefix:
-            body["file_name_prefix"] = file_name_prefix
-        if audio_codec or audio_channel:
-            audio: dict[str, Any] = {"export_file": True}
-            if audio_codec:
-                audio["codec"] = audio_codec.upper()
-            if audio_channel:
-                audio["channel"] = audio_channel.lower()
-            body["audio_config"] = audio
-        if allow_multiple:
-            body["allow_multiple_recordings"] = True
+    def start_recording(self, meeting_id: str, options: StartOptions) -> Recording:
+        """POST …/recordings with every body field the user gave (see `realtimekit_start`)."""
+        body = options.body(meeting_id)
         try:
             obj = self._call(
                 "POST",
@@ -409,12 +385,32 @@ class RealtimeKitProvider(Provider):
                 not_found_hint="check the meeting id in the RealtimeKit dashboard",
             )
         except UsageError as exc:
-            if exc.http_status == 409 and not allow_multiple:
+            if exc.http_status == 409 and not options.allow_multiple:
                 exc.hint = "the meeting is already being recorded; pass --allow-multiple to start another"
             raise
         if isinstance(obj, dict) and isinstance(obj.get("recording"), dict):
             obj = obj["recording"]  # the track-recording shape, accepted liberally
         return self._record(obj, audio=False, where="the started recording")
+
+    def start_track_recording(self, meeting_id: str, options: TrackOptions) -> Recording:
+        """POST …/recordings/track: per-participant audio tracks; answers `data.recording`."""
+        body = options.body(meeting_id)
+        obj = self._call(
+            "POST",
+            "recordings/track",
+            json_body=body,
+            what="start track recording",
+            user_input="--meeting and the start-tracks options",
+            not_found=f"RealtimeKit has no meeting {body['meeting_id']}",
+            not_found_hint="check the meeting id in the RealtimeKit dashboard",
+        )
+        if not (isinstance(obj, dict) and isinstance(obj.get("recording"), dict)):
+            raise ProviderError(
+                "RealtimeKit answered the track recording without a `recording` object",
+                hint="check that base_url points at the Cloudflare API",
+                provider=self.name,
+            )
+        return self._record(obj["recording"], audio=False, where="the started track recording")
 
     def control(self, ref: str, action: str) -> Recording:
         if action not in CONTROL_ACTIONS:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recfetch.sandbox.httpserver import PLANTED_SECRET, Fault, Request, Response, Server, json_response
+from recfetch.sandbox.realtimekit_bodies import public_storage, start_problem, track_problem
 
 ACCOUNT_ID = "c0ffee00c0ffee00c0ffee00c0ffee00"
 APP_ID = "2a95132c15732412d22c1476fa83f27a"  # the spec's example app_id
@@ -35,19 +36,6 @@ LIST_PARAMS = {
     "start_time",
     "end_time",
     "status",
-}
-START_KEYS = {
-    "meeting_id",
-    "max_seconds",
-    "storage_config",
-    "video_config",
-    "audio_config",
-    "rtmp_out_config",
-    "file_name_prefix",
-    "url",
-    "realtimekit_bucket_config",
-    "interactive_config",
-    "allow_multiple_recordings",
 }
 TITLES = ("Weekly triage", "Patient intake", "Cardiology consult", "Team standup", "Board review: Q3/Q4")
 AUDIO_MEDIA = {"AAC": ("audio/mp4", ".m4a"), "MP3": ("audio/mpeg", ".mp3")}
@@ -114,6 +102,8 @@ class RealtimeKitStandIn:
         """How many requests this stand-in refused with 429 for exceeding the budget."""
         self._rate_start: float | None = None
         self._rate_used = 0
+        self.start_bodies: list[dict[str, Any]] = []
+        """Every accepted start and track-recording body, as received (tests check what was sent)."""
         self._lock = threading.RLock()
         self.now = datetime.now(UTC).replace(second=0, microsecond=0)
         self.meetings: dict[str, dict[str, Any]] = {}
@@ -402,6 +392,7 @@ class RealtimeKitStandIn:
         s = self.server
         s.route("GET", PREFIX)(self._guard(self._list))
         s.route("POST", PREFIX)(self._guard(self._start))
+        s.route("POST", PREFIX + r"/track")(self._guard(self._track))
         s.route("GET", PREFIX + r"/active-recording/(?P<meeting>[^/]+)")(self._guard(self._active))
         s.route("GET", PREFIX + r"/(?P<rid>[^/]+)")(self._guard(self._get))
         s.route("PUT", PREFIX + r"/(?P<rid>[^/]+)")(self._guard(self._control))
@@ -566,9 +557,9 @@ class RealtimeKitStandIn:
         body = request.json()
         if not isinstance(body, dict):
             return _error(400, "BAD_REQUEST request body must be a JSON object")
-        unknown = sorted(set(body) - START_KEYS)
-        if unknown:
-            return _error(400, f'"{unknown[0]}" is not allowed')
+        problem = start_problem(body)
+        if problem:
+            return _error(400, problem)
         meeting = _uuid(body.get("meeting_id"))
         if meeting is None:
             return _error(400, '"meeting_id" must be a valid GUID')
@@ -596,14 +587,44 @@ class RealtimeKitStandIn:
             busy = any(r["meeting_id"] == meeting and r["status"] in ACTIVE for r in self.recordings.values())
         if busy and body.get("allow_multiple_recordings") is not True:
             return _error(409, "A recording is already in progress for this meeting")  # INF
+        bucket = (body.get("realtimekit_bucket_config") or {}).get("enabled", True)
         rid = self.add_recording(
-            meeting_id=meeting, status="RECORDING", invoked_time=self._clock(), audio=codec
+            meeting_id=meeting, status="RECORDING", invoked_time=self._clock(), audio=codec, bucket=bucket
         )
         rec = self.recordings[rid]
+        rec["storage_config"] = public_storage(body.get("storage_config"))
         if prefix:
             rec["output_file_name"] = f"{prefix}_{rid[:8]}.mp4"
         rec["started_time"] = rec["invoked_time"]
+        with self._lock:
+            self.start_bodies.append(body)
         return json_response({"success": True, "data": self._detail(rec)})
+
+    def _track(self, request: Request) -> Response:
+        """startTrackRecordingForAMeeting: per-participant audio tracks as WebM files."""
+        body = request.json()
+        problem = track_problem(body)
+        if problem:
+            return _error(400, problem)
+        meeting = _uuid(body["meeting_id"])
+        if meeting is None:
+            return _error(400, '"meeting_id" must be a valid GUID')
+        if meeting not in self.meetings:
+            return _error(404, "Meeting not found")
+        layer = body["layers"]["default"]
+        outputs = layer["outputs"]
+        bucket = any(o["type"] == "REALTIMEKIT_BUCKET" for o in outputs)
+        storage = next((o["storage_config"] for o in outputs if o["type"] == "STORAGE_CONFIG"), None)
+        rid = self.add_recording(
+            meeting_id=meeting, status="RECORDING", invoked_time=self._clock(), bucket=bucket
+        )
+        rec = self.recordings[rid]
+        rec["storage_config"] = public_storage(storage)
+        rec["output_file_name"] = f"{layer.get('file_name_prefix') or 'tracks'}_{rid[:8]}.webm"
+        rec["started_time"] = rec["invoked_time"]
+        with self._lock:
+            self.start_bodies.append(body)
+        return json_response({"success": True, "data": {"recording": self._recording(rec)}})
 
     def _control(self, request: Request) -> Response:
         rec = self._find(request)
