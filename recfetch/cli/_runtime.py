@@ -63,6 +63,8 @@ class Runtime:
         self._streams = (stdout, stderr)
         self._ui: Ui | None = None
         self._data: dict[str, Any] | None = None
+        self.provider_name: str | None = None
+        """The provider this command talks to, once known: errors that do not name one are its."""
 
     # -- global options ---------------------------------------------------
     def set_option(self, name: str, value: Any) -> None:
@@ -153,6 +155,7 @@ class Runtime:
         http: Any = None,
     ) -> Provider:
         cls = get_provider(name)
+        self.provider_name = cls.name
         resolved = self.settings(cls, cli_values)
         if not any(item.source in ("option", "env") for item in resolved.values()):
             self.check_profile()
@@ -222,6 +225,7 @@ def call_reported(rt: Runtime, body: Callable[..., int | None], *args: Any, **kw
     try:
         code = body(*args, **kwargs)
     except RecfetchError as exc:
+        exc.provider = exc.provider or rt.provider_name
         rt.ui.error(exc)
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:

@@ -194,6 +194,13 @@ class Recording:
             if isinstance(value, str):
                 object.__setattr__(self, name, valid_line(value))
 
+    def __post_init__(self) -> None:
+        # A negative size or duration is the provider's placeholder for "unknown", for every provider.
+        for name in ("duration_s", "size_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                object.__setattr__(self, name, None)
+
     def to_dict(self) -> dict[str, Any]:
         """The SPEC §4 record: every field present, null when unknown."""
         values = {

@@ -444,8 +444,17 @@ class KazooProvider(Provider):
 
     def _with_attachment_info(self, doc: Mapping[str, Any], ref: str) -> dict[str, Any]:
         """The doc with `_read_only.content_types` as a listing would show it, when we can learn it."""
+        echoed = _text(doc.get("id"))
+        if echoed is not None and echoed != ref:
+            # Trust the REF the user gave: never show, tag or download another recording in its place.
+            raise ProviderError(
+                f"kazoo answered the request for recording {ref} with recording {echoed}",
+                hint="check base_url and account_id; report it to the Kazoo operator if they are right",
+                provider=self.name,
+                http_status=200,
+            )
         full = dict(doc)
-        full.setdefault("id", ref)
+        full["id"] = ref
         if not isinstance(full.get("_read_only"), dict):
             types = self._attachment_types(full)
             if types is not None:

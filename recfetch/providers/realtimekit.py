@@ -441,6 +441,15 @@ class RealtimeKitProvider(Provider):
                 hint="check that base_url points at the Cloudflare API",
                 provider=self.name,
             )
+        echoed = _str(obj.get("id"))
+        if echoed is not None and echoed.lower() != base_id:
+            # Trust the REF the user gave: never show or download another recording in its place.
+            raise ProviderError(
+                f"RealtimeKit answered the request for recording {base_id} with recording {echoed}",
+                hint="check that base_url points at the Cloudflare API; report it if it does",
+                provider=self.name,
+                http_status=200,
+            )
         return obj
 
     def _record(self, obj: Any, *, audio: bool, where: str) -> Recording:
