@@ -10,6 +10,7 @@ import httpx
 
 from recfetch.errors import (
     AuthError,
+    ConfigError,
     NotFoundError,
     ProviderError,
     RateLimitedError,
@@ -143,7 +144,14 @@ class BirdProvider(Provider):
     default_base_url: ClassVar[str | None] = "https://api.bird.com"
     settings: ClassVar[tuple[Setting, ...]] = (
         Setting("workspace_id", "Workspace id (uuid, from app.bird.com)."),
-        Setting("access_key", "Access key (settings → security → access keys).", secret=True),
+        Setting(
+            "access_key",
+            "Access key (settings → security → access keys), sent as `AccessKey`; or leave empty "
+            "and give a token",
+            secret=True,
+            required=False,
+        ),
+        Setting("token", "Bearer token, instead of an access key", secret=True, required=False),
         Setting("base_url", "API base URL.", required=False, default="https://api.bird.com", prompt=False),
     )
     extra_verbs: ClassVar[tuple[str, ...]] = ("delete",)
@@ -156,9 +164,21 @@ class BirdProvider(Provider):
     ref_help: ClassVar[str] = "Recording uuid (the `ref` field of `list`)."
 
     # -- wire ------------------------------------------------------------
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, str]) -> None:
+        super().check_settings(settings)
+        if not (settings.get("access_key") or settings.get("token")):
+            raise ConfigError(
+                "bird: no credentials: set access_key (or a Bearer token)",
+                hint="run `recfetch bird login` or set RECFETCH_BIRD_ACCESS_KEY",
+            )
+
     def auth_headers(self) -> dict[str, str]:
-        # `AccessKey`, not `Bearer` (DOC: api-authorization).
-        return {"Authorization": f"AccessKey {self.config.get('access_key', '')}"}
+        # `AccessKey` (DOC: api-authorization, the dashboard's access keys); `Bearer` for a token,
+        # the scheme of the Recordings API page's examples (SPEC §6).
+        if self.config.get("access_key"):
+            return {"Authorization": f"AccessKey {self.config['access_key']}"}
+        return {"Authorization": f"Bearer {self.config.get('token', '')}"}
 
     def _base(self) -> str:
         return f"/workspaces/{quote(self.config.get('workspace_id', ''), safe='')}/recordings"
@@ -173,9 +193,9 @@ class BirdProvider(Provider):
         detail = ": " + "; ".join(p for p in (message, details) if p) if (message or details) else ""
         if status in (401, 403):
             return AuthError(
-                f"bird rejected the access key (HTTP {status}){detail}",
-                hint="check access_key and that its access role covers this workspace's recordings "
-                "(`recfetch bird login`)",
+                f"bird rejected the access key or token (HTTP {status}){detail}",
+                hint="check access_key (or token) and that its access role covers this workspace's "
+                "recordings (`recfetch bird login`)",
             )
         rid = _recording_id(response.request.url.path, self._base())
         if rid is not None and status == 422:  # Bird's answer to an id that is not a uuid

@@ -15,6 +15,8 @@ from recfetch.sandbox.httpserver import Fault, Request, Response, Server, json_r
 
 WORKSPACE_ID = "5f0c7a2e-8d1b-4c3e-9a6f-2b7d4e1c0a99"
 ACCESS_KEY = "bird-sandbox-access-key-9Qx4TzL2"
+BEARER_TOKEN = "bird-sandbox-bearer-token-Jm3Vq8Rw"
+"""Accepted as `Authorization: Bearer …`, the scheme of the seed page's examples."""
 DEFAULT_COUNT = 24
 DEFAULT_LIMIT = 10  # DOC: "the default page size is 10"
 MAX_LIMIT = 99  # DOC: list-recordings `limit` maximum
@@ -219,9 +221,10 @@ class BirdStandIn:
 
     def _guard(self, request: Request) -> Response | None:
         auth = request.header("authorization") or ""
-        if not auth.startswith("AccessKey "):
+        scheme, _, credential = auth.partition(" ")
+        if scheme not in ("AccessKey", "Bearer") or not credential:
             return json_response({"code": "Unauthorized", "message": "Missing or malformed access key"}, 401)
-        if auth.removeprefix("AccessKey ") != ACCESS_KEY:
+        if credential != {"AccessKey": ACCESS_KEY, "Bearer": BEARER_TOKEN}[scheme]:
             return json_response({"code": "Unauthorized", "message": "Invalid access key"}, 401)
         if request.params.get("wid") != WORKSPACE_ID:
             return json_response({"code": "NotFound", "message": "Workspace not found"}, 404)
