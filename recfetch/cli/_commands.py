@@ -168,6 +168,8 @@ def list_recordings(rt: Runtime, name: str, opts: ListOptions, fmt: str) -> None
             if shard is None or shard.takes(r.ref)
         )
         write_records(rt.ui, records, fmt)
+        for note in provider.listing_notes():
+            rt.ui.info(note)
     finally:
         provider.close()
 
@@ -322,6 +324,8 @@ def pull(rt: Runtime, name: str, opts: PullOptions, fmt: str) -> int:
         raise
     finally:
         provider.close()
+    for note in provider.listing_notes():
+        rt.ui.info(note)
     if not result.declined:
         _report(rt, writer, fmt, result.batch)
     return int(result.exit_code)

@@ -352,6 +352,10 @@ class Provider(abc.ABC):
         """How API requests authenticate: by default `auth_headers` on each one."""
         return HeaderAuth(self.auth_headers)
 
+    def listing_notes(self) -> list[str]:
+        """What the last listing learned that the user should hear on stderr (e.g. withheld recordings)."""
+        return []
+
     def auth_headers(self) -> dict[str, str]:
         """Credential headers for the provider's API host (never for storage hosts)."""
         return {}

@@ -191,6 +191,8 @@ class KismetProvider(Provider):
         self._users: dict[int, dict[str, Any]] = {}
         self._calls: dict[tuple[int, int], dict[str, Any]] = {}
         self._egresses: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        self._withheld: list[tuple[int, int]] = []
+        """(user, call) of ended calls that report egresses but list none: consent was missing."""
 
     # -- auth and errors ---------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
@@ -419,12 +421,33 @@ class KismetProvider(Provider):
                     continue  # its egresses start no earlier than the call
                 cid = _int(call["id"])
                 assert cid is not None
-                for egress in self._egress_list(uid, cid):
+                egresses = self._egress_list(uid, cid)
+                if not egresses and _flag(call.get("is_ended")) and _flag(call.get("has_egresses")):
+                    self._withheld.append((uid, cid))
+                    log.info(
+                        "call %s of user %s ended with recordings, but Kismet lists none: not every "
+                        "participant consented to recording",
+                        cid,
+                        uid,
+                    )
+                for egress in egresses:
                     record = self._recording(user, call, egress)
                     when = record.started_at
                     if when is not None and ((since and when < since) or (until and when >= until)):
                         continue
                     yield record
+
+    def listing_notes(self) -> list[str]:
+        if not self._withheld:
+            return []
+        shown = ", ".join(f"call {cid} of user {uid}" for uid, cid in self._withheld[:5])
+        more = f" and {len(self._withheld) - 5} more" if len(self._withheld) > 5 else ""
+        count = len(self._withheld)
+        return [
+            f"{count} ended call{'s' if count > 1 else ''} reported recordings that Kismet did not list "
+            f"({shown}{more}): Kismet withholds the recordings of a call unless every participant "
+            "consented to recording"
+        ]
 
     def _selected_users(self, users: list[int], email: str | None) -> Iterator[dict[str, Any]]:
         if email:
