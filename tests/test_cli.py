@@ -437,7 +437,7 @@ def test_json_mode_auth_and_config_errors(cli, sandbox_profile, monkeypatch: pyt
     auth = json.loads(cli("kismet", "list", "--jsonl").stderr)
     assert (auth["code"], auth["http_status"], auth["retryable"]) == ("AUTH_FAILED", 401, False)
     config_error = json.loads(cli("-p", "nosuch", "kismet", "list", "--json").stderr)
-    assert config_error["code"] == "CONFIG" and config_error["provider"] is None
+    assert config_error["code"] == "CONFIG" and config_error["provider"] == "kismet"  # the command's
 
 
 @pytest.mark.parametrize(
