@@ -42,7 +42,7 @@ def test_an_empty_listing_of_such_a_call_is_not_a_bare_no_recordings_matched(
     as_json = cli("kismet", "list", "--user", str(uid), "--call", str(cid), "--json")
     quiet = cli("-q", "kismet", "list", "--user", str(uid), "--call", str(cid))
 
-    assert table.exit_code == 0 and table.stdout == ""
+    assert table.exit_code == 0 and len(table.stdout.splitlines()) <= 1  # at most the header line
     assert "no recordings matched" in table.stderr and "consented" in table.stderr
     notes = [json.loads(line) for line in as_json.stderr.splitlines() if line.startswith("{")]
     assert any("consented" in note.get("message", "") for note in notes), as_json.stderr
