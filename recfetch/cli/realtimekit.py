@@ -205,7 +205,7 @@ def start(
 @app.command(
     "start-tracks",
     epilog="\b\nExamples:\n  recfetch realtimekit start-tracks --meeting MEETING_ID\n"
-    "  recfetch realtimekit start-tracks --meeting MEETING_ID --storage-config bucket.json",
+    "  recfetch realtimekit start-tracks --meeting ID --storage-config bucket.json",
 )
 @reported
 def start_tracks(
