@@ -193,8 +193,6 @@ class Recording:
             value = getattr(self, name)
             if isinstance(value, str):
                 object.__setattr__(self, name, valid_line(value))
-
-    def __post_init__(self) -> None:
         # A negative size or duration is the provider's placeholder for "unknown", for every provider.
         for name in ("duration_s", "size_bytes"):
             value = getattr(self, name)

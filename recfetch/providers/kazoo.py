@@ -444,7 +444,7 @@ class KazooProvider(Provider):
 
     def _with_attachment_info(self, doc: Mapping[str, Any], ref: str) -> dict[str, Any]:
         """The doc with `_read_only.content_types` as a listing would show it, when we can learn it."""
-        echoed = _text(doc.get("id"))
+        echoed = text_of(doc.get("id"))
         if echoed is not None and echoed != ref:
             # Trust the REF the user gave: never show, tag or download another recording in its place.
             raise ProviderError(

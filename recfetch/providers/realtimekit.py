@@ -441,7 +441,7 @@ class RealtimeKitProvider(Provider):
                 hint="check that base_url points at the Cloudflare API",
                 provider=self.name,
             )
-        echoed = _str(obj.get("id"))
+        echoed = text_of(obj.get("id"))
         if echoed is not None and echoed.lower() != base_id:
             # Trust the REF the user gave: never show or download another recording in its place.
             raise ProviderError(
