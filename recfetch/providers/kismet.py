@@ -318,53 +318,6 @@ class KismetProvider(Provider):
         return self._page_items(body, "egresses", what)
 
     # -- records -----------------------------------------------------------
-    def _recording(
-        self, user: Mapping[str, Any], call: Mapping[str, Any], egress: Mapping[str, Any]
-    ) -> Recording:
-        uid, cid, eid = _int(user.get("id")), _int(call.get("id")), _int(egress.get("id"))
-        ref = f"{uid}/{cid}/{eid}"
-        provider_status = egress.get("status") if isinstance(egress.get("status"), str) else None
-        error = egress.get("error")
-        error_text = error.strip() if isinstance(error, str) else (str(error) if error else "")
-        skip_reason: str | None = None
-        if error_text:
-            status, skip_reason = "failed", f"egress failed: {error_text}"
-        elif provider_status == READY:
-            status = "ready"
-        elif provider_status in IN_PROGRESS:
-            status, skip_reason = "processing", f"still recording (status {provider_status})"
-        elif provider_status in FAILED:
-            status, skip_reason = "failed", f"egress failed (status {provider_status})"
-        else:
-            status, skip_reason = "unknown", f"no file yet (status {provider_status or 'missing'})"
-        started = parse_provider_time(egress.get("created_at")) or parse_provider_time(call.get("created_at"))
-        ended = parse_provider_time(egress.get("ended_at"))
-        duration = (ended - started).total_seconds() if started and ended and ended >= started else None
-        label = egress.get("egress_id") if isinstance(egress.get("egress_id"), str) else None
-        raw = {
-            **_without_urls(egress),
-            "call": _without_urls(dict(call)),
-            "organization_user": _without_urls(_user_context(user)),
-        }
-        return Recording(
-            provider=self.name,
-            profile=self.profile,
-            ref=ref,
-            id=ref.replace("/", "-"),
-            status=status,
-            provider_status=provider_status,
-            downloadable=status == "ready",
-            started_at=started,
-            ended_at=ended,
-            duration_s=duration,
-            size_bytes=None,  # Kismet reports no size; the download verifies Content-Length
-            media_type=DEFAULT_MEDIA_TYPE,
-            filename=f"{label or 'egress-' + str(eid)}.mp4",
-            call_id=str(cid),
-            raw=raw,
-            skip_reason=skip_reason,
-        )
-
     # -- Provider interface -------------------------------------------------
     def verify(self) -> str:
         body = self.api.get_json(API, params={"per_page": 1}, what="organization users")
@@ -431,7 +384,7 @@ class KismetProvider(Provider):
                         uid,
                     )
                 for egress in egresses:
-                    record = self._recording(user, call, egress)
+                    record = _record_of(self.name, self.profile, user, call, egress)
                     when = record.started_at
                     if when is not None and ((since and when < since) or (until and when >= until)):
                         continue
@@ -480,7 +433,7 @@ class KismetProvider(Provider):
             ) from None
         for egress in self._egresses[(uid, cid)]:
             if _int(egress.get("id")) == eid:
-                return self._recording(user, call, egress)
+                return _record_of(self.name, self.profile, user, call, egress)
         raise NotFoundError(
             f"Kismet recording {ref} not found (call {cid} has no egress {eid})",
             hint=LIST_HINT,
@@ -561,6 +514,55 @@ class KismetProvider(Provider):
                 "updated_at": _iso(call.get("updated_at")),
                 "raw": _without_urls(call),
             }
+
+
+def _record_of(
+    name: str, profile: str, user: Mapping[str, Any], call: Mapping[str, Any], egress: Mapping[str, Any]
+) -> Recording:
+    """One egress as a SPEC §4 record; only `egress_ended` without an error is downloadable."""
+    uid, cid, eid = _int(user.get("id")), _int(call.get("id")), _int(egress.get("id"))
+    ref = f"{uid}/{cid}/{eid}"
+    provider_status = egress.get("status") if isinstance(egress.get("status"), str) else None
+    error = egress.get("error")
+    error_text = error.strip() if isinstance(error, str) else (str(error) if error else "")
+    skip_reason: str | None = None
+    if error_text:
+        status, skip_reason = "failed", f"egress failed: {error_text}"
+    elif provider_status == READY:
+        status = "ready"
+    elif provider_status in IN_PROGRESS:
+        status, skip_reason = "processing", f"still recording (status {provider_status})"
+    elif provider_status in FAILED:
+        status, skip_reason = "failed", f"egress failed (status {provider_status})"
+    else:
+        status, skip_reason = "unknown", f"no file yet (status {provider_status or 'missing'})"
+    started = parse_provider_time(egress.get("created_at")) or parse_provider_time(call.get("created_at"))
+    ended = parse_provider_time(egress.get("ended_at"))
+    duration = (ended - started).total_seconds() if started and ended and ended >= started else None
+    label = egress.get("egress_id") if isinstance(egress.get("egress_id"), str) else None
+    raw = {
+        **_without_urls(egress),
+        "call": _without_urls(dict(call)),
+        "organization_user": _without_urls(_user_context(user)),
+    }
+    return Recording(
+        provider=name,
+        profile=profile,
+        ref=ref,
+        id=ref.replace("/", "-"),
+        status=status,
+        provider_status=provider_status,
+        downloadable=status == "ready",
+        started_at=started,
+        ended_at=ended,
+        duration_s=duration,
+        size_bytes=None,  # Kismet reports no size; the download verifies Content-Length
+        media_type=DEFAULT_MEDIA_TYPE,
+        filename=f"{label or 'egress-' + str(eid)}.mp4",
+        call_id=str(cid),
+        raw=raw,
+        skip_reason=skip_reason,
+    )
 
 
 def _iso(value: Any) -> str | None:
