@@ -26,6 +26,17 @@ def test_committed_completion_scripts_match_a_fresh_generation(cli, tmp_path: Pa
         assert committed.read_text("utf-8") == fresh, f"completions/{filename} is stale; run `{REGENERATE}`"
 
 
+def test_generating_into_another_folder_leaves_the_packaged_spec_alone(cli, tmp_path: Path) -> None:
+    from recfetch.cli import misc
+
+    packaged = Path(misc.__file__).with_name(misc.SPEC_FILE)
+    before = packaged.stat().st_mtime_ns
+    result = cli("completions", "--output-dir", str(tmp_path / "elsewhere"))
+    assert result.exit_code == 0, result.output
+    assert packaged.stat().st_mtime_ns == before
+    assert str(packaged) not in result.output
+
+
 @pytest.mark.parametrize("shell", sorted(FILES))
 def test_completion_script_is_printed_for_one_shell(cli, shell: str) -> None:
     result = cli("completions", shell)

@@ -381,7 +381,10 @@ def completions_cmd(
     for name, filename in COMPLETION_FILES.items():
         (output_dir / filename).write_text(completion_script(name), encoding="utf-8")
         rt.ui.line(str(output_dir / filename))
-    rt.ui.line(str(write_completion_spec()))
+    # The packaged TAB spec lives beside this module; it is regenerated only with the checkout's
+    # own completions/ (the maintainers' command), never from an installed copy or a test's folder.
+    if output_dir.resolve() == Path(__file__).resolve().parents[2] / "completions":
+        rt.ui.line(str(write_completion_spec()))
 
 
 def register(app: typer.Typer) -> None:
