@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from recfetch.cli._factory import Format, build_provider_app, fmt_of
+from recfetch.cli._factory import Format, _Verb, build_provider_app, fmt_of
 from recfetch.cli._runtime import Runtime, reported, runtime
 from recfetch.errors import UsageError
 from recfetch.output import write_one
@@ -115,34 +116,30 @@ def _video(value: str | None) -> dict[str, Any] | None:
     return parsed
 
 
-@app.command(
-    "start",
-    epilog="\b\nExamples:\n  recfetch realtimekit start --meeting MEETING_ID\n"
-    "  recfetch realtimekit start --meeting MEETING_ID --max-seconds 3600 --json",
-)
-@reported
-def start(
-    ctx: typer.Context,
-    meeting: MeetingOpt,
+@dataclass(frozen=True)
+class StartRequest:
+    """Start recording a meeting and print the new recording."""
+
+    meeting: MeetingOpt
     max_seconds: Annotated[
         int | None,
         typer.Option("--max-seconds", min=60, max=86400, help="Stop recording after N seconds (60-86400)."),
-    ] = None,
-    file_name_prefix: PrefixOpt = None,
+    ] = None
+    file_name_prefix: PrefixOpt = None
     audio_codec: Annotated[
         AudioCodec | None,
         typer.Option(
             "--audio-codec", help="Also export an audio-only file in this codec (download: --audio)."
         ),
-    ] = None,
+    ] = None
     audio_channel: Annotated[
         AudioChannel | None, typer.Option("--audio-channel", help="Channels of the audio export.")
-    ] = None,
+    ] = None
     allow_multiple: Annotated[
         bool,
         typer.Option("--allow-multiple", help="Start even if the meeting is already being recorded."),
-    ] = False,
-    storage_config: StorageConfigOpt = None,
+    ] = False
+    storage_config: StorageConfigOpt = None
     realtimekit_bucket: Annotated[
         bool | None,
         typer.Option(
@@ -150,7 +147,7 @@ def start(
             help="Upload to RealtimeKit's bucket (gives download_url) or not (realtimekit_bucket_config).",
             show_default=False,
         ),
-    ] = None,
+    ] = None
     video_config: Annotated[
         str | None,
         typer.Option(
@@ -159,47 +156,55 @@ def start(
             "watermark {url, size {width, height}, position}.",
             metavar="JSON",
         ),
-    ] = None,
+    ] = None
     interactive: Annotated[
         bool,
         typer.Option("--interactive", help="Embed timed ID3 metadata (interactive_config type ID3)."),
-    ] = False,
+    ] = False
     rtmp_url: Annotated[
         str | None,
         typer.Option(
             "--rtmp-url", help="Also live-stream to this RTMP URL (rtmp_out_config).", metavar="URL"
         ),
-    ] = None,
+    ] = None
     url: Annotated[
         str | None,
         typer.Option(
             "--url", help="Record this web page instead of the default meeting view.", metavar="URL"
         ),
-    ] = None,
-    format: FormatOpt = None,
-    json_: JsonOpt = False,
-    jsonl: JsonlOpt = False,
-) -> None:
-    """Start recording a meeting and print the new recording."""
-    fmt = _fmt(format, json_, jsonl)
+    ] = None
+    format: FormatOpt = None
+    json_: JsonOpt = False
+    jsonl: JsonlOpt = False
 
-    def action(p: RealtimeKitProvider) -> Recording:
-        options = StartOptions(
-            max_seconds=max_seconds,
-            file_name_prefix=file_name_prefix,
-            audio_codec=audio_codec.value if audio_codec else None,
-            audio_channel=audio_channel.value if audio_channel else None,
-            allow_multiple=allow_multiple,
-            storage_config=load_storage_config(storage_config) if storage_config else None,
-            video_config=_video(video_config),
-            realtimekit_bucket=realtimekit_bucket,
-            interactive_id3=interactive,
-            rtmp_url=rtmp_url,
-            url=url,
-        )
-        return p.start_recording(meeting, options)
+    def run(self, rt: Runtime) -> None:
+        fmt = _fmt(self.format, self.json_, self.jsonl)
 
-    _one(runtime(ctx), fmt, action)
+        def action(p: RealtimeKitProvider) -> Recording:
+            options = StartOptions(
+                max_seconds=self.max_seconds,
+                file_name_prefix=self.file_name_prefix,
+                audio_codec=self.audio_codec.value if self.audio_codec else None,
+                audio_channel=self.audio_channel.value if self.audio_channel else None,
+                allow_multiple=self.allow_multiple,
+                storage_config=load_storage_config(self.storage_config) if self.storage_config else None,
+                video_config=_video(self.video_config),
+                realtimekit_bucket=self.realtimekit_bucket,
+                interactive_id3=self.interactive,
+                rtmp_url=self.rtmp_url,
+                url=self.url,
+            )
+            return p.start_recording(self.meeting, options)
+
+        _one(rt, fmt, action)
+
+
+app.command(
+    "start",
+    epilog="\b\nExamples:\n  recfetch realtimekit start --meeting MEETING_ID\n"
+    "  recfetch realtimekit start --meeting MEETING_ID --max-seconds 3600 --json",
+    cls=_Verb,
+)(StartRequest)
 
 
 @app.command(
