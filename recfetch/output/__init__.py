@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
+from recfetch.download.report import NullReporter
 from recfetch.errors import RUN_LEVEL, RecfetchError
 from recfetch.output import table as output_table
 from recfetch.providers.base import RECORD_FIELDS
@@ -370,29 +371,15 @@ def human_bytes(n: int | None) -> str:
 # progress
 
 
-class NullProgress:
-    """The do-nothing twin of the progress display (not a terminal, --quiet, --no-progress)."""
+class NullProgress(NullReporter):
+    """The do-nothing twin of the progress display (not a terminal, --quiet, --no-progress):
+    the engine's `NullReporter`, usable as a context manager like the display."""
 
     def __enter__(self) -> NullProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
         return None
-
-    def file_planned(self, ref: str, size: int | None) -> None:
-        pass
-
-    def file_started(self, key: str, name: str, total: int | None, completed: int) -> None:
-        pass
-
-    def file_advance(self, key: str, n: int) -> None:
-        pass
-
-    def file_reset(self, key: str, completed: int, total: int | None) -> None:
-        pass
-
-    def file_finished(self, key: str, ok: bool) -> None:
-        pass
 
 
 @contextmanager
