@@ -391,6 +391,16 @@ def test_delete_of_several_refs_from_stdin_reports_each_and_exits_3_on_a_miss(
     assert sorted(bird.deleted) == sorted(good)
 
 
+def test_delete_of_piped_refs_stops_at_an_unreadable_line_before_deleting_anything(
+    bird: BirdStandIn, cli: Any
+) -> None:
+    good = bird.ids()[0]
+    res = cli("bird", "delete", "-", "--yes", input=f'{good}\n{{"ref": 1}}\n')
+    assert res.exit_code == 2, res.output
+    assert 'stdin line 2 has no "ref" field' in res.stderr
+    assert bird.deleted == [] and bird.server.requests(method="DELETE") == []
+
+
 # ---------------------------------------------------------------------------
 # errors
 

@@ -234,7 +234,11 @@ def test_a_bad_piped_line_has_its_own_result_line_in_the_table_like_every_other_
     res = cli("bird", "download", "-", "-o", str(tmp_path / "out"), input=f"{good}\n{{oops\n")
     assert res.exit_code == 3, res.output
     lines = res.stderr.splitlines()
-    assert [ln for ln in lines if ln.startswith("failed") and "stdin line 2" in ln], res.stderr
+    failed = [ln for ln in lines if ln.startswith("failed")]
+    assert failed == [
+        "failed      stdin line 2 is not valid JSON"
+        " (send one ref per line, or JSONL records with a ref field)"
+    ], res.stderr
     assert "downloaded" in res.stdout, res.output
 
 

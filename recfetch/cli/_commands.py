@@ -25,7 +25,7 @@ from recfetch.errors import (
 )
 from recfetch.jobs.batch import BatchResult, SkipReason, check_template
 from recfetch.jobs.context import JobContext
-from recfetch.jobs.download import DownloadJob, refs_from
+from recfetch.jobs.download import BadRef, DownloadJob, refs_from
 from recfetch.jobs.listing import Limited, build_query, clean_filters, window_text
 from recfetch.jobs.options import DEFAULT_TEMPLATE, DownloadOptions, ListOptions, PullOptions
 from recfetch.jobs.pull import PullJob, PullResult
@@ -42,32 +42,14 @@ __all__ = ["DEFAULT_TEMPLATE", "download", "list_recordings", "login", "pull", "
 
 
 def read_refs(refs: list[str]) -> Iterator[str]:
-    """Refs from arguments; `-` reads lines (plain refs or JSONL records with `ref`)."""
-    for ref in refs:
-        if ref != "-":
-            yield ref
-            continue
-        for line_no, line in enumerate(sys.stdin, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            if text.startswith("{"):
-                try:
-                    obj = json.loads(text)
-                except ValueError:
-                    raise UsageError(
-                        f"stdin line {line_no} is not valid JSON",
-                        hint="send one ref per line, or JSONL records with a ref field",
-                    ) from None
-                value = obj.get("ref") if isinstance(obj, dict) else None
-                if not isinstance(value, str) or not value:
-                    raise UsageError(
-                        f'stdin line {line_no} has no "ref" field',
-                        hint="pipe `list --jsonl` output, or one ref per line",
-                    )
-                yield value
-            else:
-                yield text
+    """Refs from arguments; `-` reads lines (plain refs or JSONL records with `ref`).
+
+    The rules are the batch's (`refs_from`); here one unreadable line stops the command.
+    """
+    for ref in refs_from(refs, sys.stdin):
+        if isinstance(ref, BadRef):
+            raise UsageError(f"stdin line {ref.line} {ref.problem}", hint=ref.hint)
+        yield ref
 
 
 # ---------------------------------------------------------------------------

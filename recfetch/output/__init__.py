@@ -313,9 +313,11 @@ class EventWriter:
             err = event.get("error") or {}
             if err.get("code") in RUN_LEVEL_CODES and event.get("reason") != "bad_ref":
                 return  # the run stops on it; it is reported once, as the run's error
-            self.ui.note(
-                f"failed      {event['ref']}: {scrub(str(err.get('message') or event.get('reason')))}", "red"
-            )
+            message = scrub(str(err.get("message") or event.get("reason")))
+            # A message that already names the item ("stdin line 5 is not valid JSON") is not
+            # prefixed with it a second time.
+            said = message if message.startswith(event["ref"]) else f"{event['ref']}: {message}"
+            self.ui.note(f"failed      {said}", "red")
 
     def summary(self, summary: dict[str, Any], failures: list[dict[str, Any]]) -> None:
         if self.fmt == "jsonl":
