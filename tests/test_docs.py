@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -78,7 +79,7 @@ def readme_examples() -> list[str]:
                 if line.startswith("#") or not line:
                     continue
                 line = line.split(None, 5)[5].replace("\\%", "%")
-            if line.startswith(("recfetch", "jq")) and "[GLOBAL OPTIONS]" not in line:
+            if line.startswith(("recfetch", "jq", "RECFETCH_")) and "[GLOBAL OPTIONS]" not in line:
                 out.append(line)
     out += [m for m in re.findall(r"`(recfetch -p sandbox [^`]+)`", README) if not PLACEHOLDER.search(m)]
     return out
@@ -128,6 +129,15 @@ def test_every_readme_example_works_pasted_against_recfetch_sandbox(tmp_path: Pa
                 timeout=120,
             )
             assert proc.returncode == 0, (example, proc.stdout[-2000:], proc.stderr[-2000:])
+        # The rehearsal pull has its own state: it saved every kazoo recording with a file,
+        # including those the examples before it had already pulled with the profile.
+        listed = subprocess.run(
+            ["recfetch", "-p", "sandbox", "kazoo", "list", "--jsonl"],
+            cwd=work, env=env, capture_output=True, text=True, timeout=120, check=True,
+        )
+        downloadable = {r["ref"] for r in map(json.loads, listed.stdout.splitlines()) if r["downloadable"]}
+        manifest = (tmp_path / "rehearsal" / "manifest.jsonl").read_text().splitlines()
+        assert downloadable and {json.loads(line)["ref"] for line in manifest} == downloadable
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=30)
