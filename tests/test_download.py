@@ -874,7 +874,9 @@ def test_stop_event_interrupts_promptly_and_keeps_the_part(
 
     result = downloaders(stop=stop).fetch(recording("e1", 8 * MiB), out, Minter(storage, KEY))
 
-    assert time.monotonic() - started < 1.5
+    # Well before the server would send more (60 s) or the stall timeout (30 s) would fire,
+    # with room for a loaded machine.
+    assert time.monotonic() - started < 10
     assert isinstance(result.error, InterruptedError_)
     assert result.reason == "interrupted"
     assert result.error.exit_code == ExitCode.INTERRUPTED
@@ -902,7 +904,7 @@ def test_stalled_server_does_not_delay_a_stop(
     def hang(request: object) -> Response:
         def body() -> Iterator[bytes]:
             yield b"\0" * 1000
-            time.sleep(5)
+            time.sleep(60)
 
         return Response(200, body(), {"Content-Type": "audio/mpeg"}, length=10_000)
 
@@ -915,7 +917,9 @@ def test_stalled_server_does_not_delay_a_stop(
         recording("e1", 10_000), out, Minter(storage, KEY)
     )
     assert isinstance(result.error, InterruptedError_)
-    assert time.monotonic() - started < 1.5
+    # Well before the server would send more (60 s) or the stall timeout (30 s) would fire,
+    # with room for a loaded machine.
+    assert time.monotonic() - started < 10
     assert part_of(out).stat().st_size == 1000
 
 
