@@ -7,7 +7,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from recfetch.urls import is_presigned, redact_url
+from recfetch.urls import is_presigned, redact_url, strip_signed
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -79,18 +79,121 @@ _CREDENTIAL_KEY = re.compile(
 """Key names (lowercased, without `_`, `-`, spaces) whose values are credentials (SPEC §4)."""
 
 
+_KEY_VERDICTS: dict[str, bool] = {}
+"""`is_credential_key` answers by key name: provider objects repeat the same few dozen keys on
+every record, so each name is judged once (up to `_KEY_VERDICTS_MAX` names; more are judged each time)."""
+_KEY_VERDICTS_MAX = 4096
+
+
 def is_credential_key(key: object) -> bool:
     """Whether a key of a provider object names a credential: `password`, `privateKey`, `X-Api-Key`..."""
-    return isinstance(key, str) and bool(_CREDENTIAL_KEY.search(re.sub(r"[\W_]", "", key.lower())))
+    if not isinstance(key, str):
+        return False
+    verdict = _KEY_VERDICTS.get(key)
+    if verdict is None:
+        verdict = bool(_CREDENTIAL_KEY.search(re.sub(r"[\W_]", "", key.lower())))
+        if len(_KEY_VERDICTS) < _KEY_VERDICTS_MAX:
+            _KEY_VERDICTS[key] = verdict
+    return verdict
 
 
 def scrub_raw(value: Any) -> Any:
     """A provider object made safe for any sink: at every depth, values under credential-like keys
     and presigned URLs are removed (SPEC §4). The input is not modified."""
     if isinstance(value, Mapping):
-        return {
-            k: scrub_raw(v) for k, v in value.items() if not is_credential_key(k) and not is_presigned(v)
-        }
+        return {k: scrub_raw(v) for k, v in value.items() if not is_credential_key(k) and not is_presigned(v)}
     if isinstance(value, list | tuple):
         return [scrub_raw(v) for v in value if not is_presigned(v)]
     return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_str(text: str) -> str:
+    """``text`` with every lone UTF-16 surrogate replaced by U+FFFD (ASCII text, the usual case,
+    is returned as it is without a scan)."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def valid_text(value: Any) -> Any:
+    """``value`` (any JSON-like structure) with every lone UTF-16 surrogate replaced by U+FFFD.
+
+    A JavaScript backend that cuts a title inside an emoji sends one; it cannot be encoded
+    as UTF-8, so it would crash every JSON, CSV or terminal write and every file name.
+    """
+    if isinstance(value, str):
+        return valid_str(value)
+    if isinstance(value, Mapping):
+        return {valid_text(k): valid_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [valid_text(v) for v in value]
+    return value
+
+
+class ScrubbedRaw(dict):  # type: ignore[type-arg]
+    """A ``raw`` made by `clean_raw` (and never modified after): cleaning it again is a no-op,
+    so a `Recording` built from it, or copied with `replace`, does not walk it a second time."""
+
+
+def clean_raw(value: Any, *, redact_urls: bool = False) -> Any:
+    """``valid_text(scrub_raw(value))`` in one walk: what every recording's ``raw`` becomes before
+    any sink sees it (credentials and presigned URLs removed at every depth, valid Unicode).
+
+    ``redact_urls`` first redacts every URL with a query or userinfo as `strip_signed` does
+    (a provider that keeps no URL query in ``raw``). A mapping comes back as a `ScrubbedRaw`.
+    """
+    if type(value) is ScrubbedRaw and not redact_urls:
+        return value
+    if isinstance(value, Mapping):
+        return _clean_mapping(value, redact_urls, ScrubbedRaw())
+    if isinstance(value, str):  # a lone string is text, not an item to drop
+        return valid_str(strip_signed(value) if redact_urls else value)
+    return _clean(value, redact_urls)
+
+
+def _clean(value: Any, redact: bool) -> Any:
+    kind = type(value)
+    if value is None or kind in _SCALARS:
+        return value
+    if isinstance(value, str):
+        return _clean_text(value, redact)
+    if kind is dict or isinstance(value, Mapping):
+        return _clean_mapping(value, redact, {})
+    if kind is list or isinstance(value, list | tuple):
+        return [v for v in (_clean(item, redact) for item in value) if v is not _DROP]
+    return valid_text(value)
+
+
+def _clean_mapping(value: Mapping[Any, Any], redact: bool, out: dict[Any, Any]) -> dict[Any, Any]:
+    verdicts = _KEY_VERDICTS
+    for k, v in value.items():
+        credential = verdicts.get(k)
+        if credential or (credential is None and is_credential_key(k)):
+            continue
+        if isinstance(v, str):
+            if v[:1] in _H or not v.isascii():  # else plain text: kept as it is (the usual case)
+                v = _clean_text(v, redact)
+                if v is _DROP:
+                    continue
+        elif v is not None and type(v) not in _SCALARS:
+            v = _clean(v, redact)
+        out[k if type(k) is str and k.isascii() else valid_text(k)] = v
+    return out
+
+
+def _clean_text(text: str, redact: bool) -> Any:
+    """``text`` as valid Unicode, redacted when ``redact`` and a URL with a query or userinfo;
+    `_DROP` when it is a presigned URL (only a string starting with http(s):// can be one)."""
+    if text[:1] in _H:
+        if redact and ("?" in text or "@" in text or "#" in text):
+            text = strip_signed(text)
+        if is_presigned(text):
+            return _DROP
+    return valid_str(text)
+
+
+_DROP = object()
+"""A value that `clean_raw` leaves out."""
+_H = ("h", "H")
+_SCALARS = frozenset({int, float, bool})

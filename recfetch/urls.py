@@ -82,10 +82,12 @@ def is_presigned(value: Any) -> bool:
 def strip_signed(value: Any) -> Any:
     """``value`` (any JSON-like structure) with every URL that has a query or userinfo redacted."""
     if isinstance(value, str):
-        if _is_url(value) and ("?" in value or "@" in value or "#" in value):
+        if value[:1] in ("h", "H") and _is_url(value) and ("?" in value or "@" in value or "#" in value):
             return redact_url(value)
         return value
-    if isinstance(value, Mapping):
+    if value is None or type(value) in (int, float, bool):
+        return value
+    if type(value) is dict or isinstance(value, Mapping):
         return {k: strip_signed(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [strip_signed(v) for v in value]

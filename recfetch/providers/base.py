@@ -17,7 +17,7 @@ import httpx
 from recfetch.errors import ConfigError, RecfetchError
 from recfetch.providers._http import ApiClient, HeaderAuth
 from recfetch.providers.limiter import ApiLimiter, Budget
-from recfetch.redact import scrub_raw
+from recfetch.redact import clean_raw
 from recfetch.urls import origin_of  # re-exported: the download engine imports it from here
 
 __all__ = [
@@ -74,23 +74,10 @@ _TEXT_FIELDS = (
 )
 
 
-def valid_text(value: Any) -> Any:
-    """``value`` (any JSON-like structure) with every lone UTF-16 surrogate replaced by U+FFFD.
-
-    A JavaScript backend that cuts a title inside an emoji sends one; it cannot be encoded
-    as UTF-8, so it would crash every JSON, CSV or terminal write and every file name.
-    """
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, Mapping):
-        return {valid_text(k): valid_text(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [valid_text(v) for v in value]
-    return value
-
-
 def valid_line(value: str) -> str:
     """One line of valid text: lone surrogates and control characters (ESC, CR, NUL...) become U+FFFD."""
+    if value.isascii() and value.isprintable():  # the usual case, without a regex pass
+        return value
     return _CONTROL.sub("\ufffd", _SURROGATE.sub("\ufffd", value))
 
 
@@ -100,7 +87,8 @@ def iso(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
+    elif value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
     text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
     return text.replace("+00:00", "Z")
 
@@ -188,7 +176,7 @@ class Recording:
     def __post_init__(self) -> None:
         # One pass for every provider, before any sink sees the record: `raw` loses credentials
         # and presigned URLs (SPEC §4), and all text becomes valid Unicode (names, tables, CSV, JSON).
-        object.__setattr__(self, "raw", valid_text(scrub_raw(self.raw)))
+        object.__setattr__(self, "raw", clean_raw(self.raw))
         for name in _TEXT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, str):
@@ -201,7 +189,7 @@ class Recording:
 
     def to_dict(self) -> dict[str, Any]:
         """The SPEC §4 record: every field present, null when unknown."""
-        values = {
+        return {
             "provider": self.provider,
             "profile": self.profile,
             "ref": self.ref,
@@ -220,8 +208,7 @@ class Recording:
             "from": self.from_,
             "to": self.to,
             "raw": dict(self.raw),
-        }
-        return {name: values[name] for name in RECORD_FIELDS}
+        }  # written in RECORD_FIELDS order (a test holds them together)
 
     def replace(self, **changes: Any) -> Recording:
         return dataclasses.replace(self, **changes)

@@ -32,17 +32,20 @@ class ListingGuard:
         or a page that only repeats earlier items, still ends the listing)."""
         self._empty = True
         self.pages = 0
-        self._recent: deque[set[Hashable]] = deque(maxlen=RECENT_PAGES)
-        self._page: set[Hashable] = set()
+        self._seen: set[Hashable] = set()
+        """Keys of the current page and the `RECENT_PAGES` pages before it (one lookup per item)."""
+        self._recent: deque[list[Hashable]] = deque()
+        self._page: list[Hashable] = []
         self._cursors: set[Hashable] = set()
         self._fresh = 0
 
     def is_new(self, key: Hashable) -> bool:
         """Record an item of the current page; False when this or a recent page already had it."""
         self._empty = False
-        if key in self._page or any(key in page for page in self._recent):
+        if key in self._seen:
             return False
-        self._page.add(key)
+        self._seen.add(key)
+        self._page.append(key)
         self._fresh += 1
         return True
 
@@ -56,7 +59,9 @@ class ListingGuard:
         fresh, self._fresh = self._fresh, 0
         empty, self._empty = self._empty, True
         self._recent.append(self._page)
-        self._page = set()
+        self._page = []
+        if len(self._recent) > RECENT_PAGES:
+            self._seen.difference_update(self._recent.popleft())
         if not more:
             return False
         if fresh == 0 and not (empty and self.sparse):

@@ -22,8 +22,8 @@ from recfetch.errors import (
     RecfetchError,
 )
 from recfetch.providers.base import DownloadTarget, Recording, iso
+from recfetch.redact import clean_raw
 from recfetch.timeparse import parse_provider_time
-from recfetch.urls import strip_signed
 
 NAME = "realtimekit"
 
@@ -153,7 +153,7 @@ def _audio_name(name: str | None, media_type: str | None) -> str | None:
 def _raw(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The object as received without its download URLs; `Recording` removes credentials and
     presigned URLs at every depth, and any other URL with a query loses it here."""
-    return {k: strip_signed(v) for k, v in obj.items() if k not in _URL_KEYS}
+    return clean_raw({k: v for k, v in obj.items() if k not in _URL_KEYS}, redact_urls=True)
 
 
 def in_window(obj: Mapping[str, Any], since: datetime | None, until: datetime | None) -> bool:
