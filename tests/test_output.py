@@ -373,6 +373,27 @@ def test_a_reader_that_stops_early_ends_the_listing_quietly(tmp_path: Path, conf
     assert proc.stderr == "status=141\n"  # silent, and the code a SIGPIPE-killed writer has
 
 
+@pytest.mark.parametrize("fmt", [["--jsonl"], []])
+def test_lines_piped_in_blocks_still_stop_at_once_when_the_reader_goes(
+    tmp_path: Path, config_file: Path, fmt: list[str]
+) -> None:
+    # A pipe gets a page of lines per write, not a line per write; `| head -n 1` must still end
+    # the listing (status 141, silent) before it pages on, not after the last of 10 pages.
+    with Sandbox(recordings=1000, providers=["realtimekit"]) as box:
+        box.write_profile(config_file, "sandbox")
+        command = f"{sys.executable} -m recfetch -p sandbox realtimekit list {' '.join(fmt)} | head -n 1"
+        proc = subprocess.run(
+            ["bash", "-c", command + '; echo "status=${PIPESTATUS[0]}" >&2'],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        pages = len(box["realtimekit"].server.requests("/recordings", method="GET"))
+    assert proc.stderr == "status=141\n"
+    assert len(proc.stdout.splitlines()) == 1
+    assert pages <= 3, f"the listing went on for {pages} pages after its reader had gone"
+
+
 def test_a_closed_stderr_reader_ends_a_pull_like_sigpipe_not_like_a_bug(
     tmp_path: Path, config_file: Path
 ) -> None:

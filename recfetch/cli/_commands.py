@@ -149,7 +149,8 @@ def list_recordings(rt: Runtime, name: str, opts: ListOptions, fmt: str) -> None
             for r in Limited(provider.iter_recordings(query), opts.limit, rt.ui)
             if shard is None or shard.takes(r.ref)
         )
-        write_records(rt.ui, records, fmt)
+        provider.api.before_request = rt.ui.stdout.flush  # lines go out a page at a time
+        write_records(rt.ui, records, fmt, paged=True)
         for note in provider.listing_notes():
             rt.ui.info(note)
     finally:

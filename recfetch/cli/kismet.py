@@ -42,7 +42,8 @@ def _emit(
                 rt.ui.info(empty)
                 return
             records = itertools.chain([first], records)
-        write_records(rt.ui, records, fmt, columns=columns)
+        provider.api.before_request = rt.ui.stdout.flush  # lines go out a page at a time
+        write_records(rt.ui, records, fmt, columns=columns, paged=True)
     finally:
         provider.close()
 

@@ -182,21 +182,35 @@ TABLE_COLUMNS = ("ref", "status", "started_at", "duration_s", "size_bytes", "dir
 CSV_COLUMNS = RECORD_FIELDS
 
 
+_ENCODE_JSON = json.JSONEncoder(ensure_ascii=False).encode
+"""`json.dumps(value, ensure_ascii=False)` without building an encoder per record."""
+
+
 def write_records(
     ui: Ui,
     records: Iterable[Mapping[str, Any]],
     fmt: str,
     *,
     columns: tuple[str, ...] = TABLE_COLUMNS,
+    paged: bool = False,
 ) -> int:
-    """Write records in ``fmt``; jsonl and csv stream as records arrive. Returns the count."""
+    """Write records in ``fmt``; jsonl and csv stream as records arrive. Returns the count.
+
+    On a terminal every line is flushed as it is written. ``paged`` says the caller flushes
+    ``ui.stdout`` before each page of ``records`` is fetched (`ApiClient.before_request`): then
+    a pipe or file gets the lines in blocks, one write per page rather than one per record,
+    and a reader that went away (`| head`) is still noticed before the next page is asked for.
+    """
     count = 0
     out = ui.stdout
+    each = not paged or ui._stdout_is_terminal()
     if fmt == "jsonl":
         for record in records:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
+            out.write(_ENCODE_JSON(record) + "\n")
+            if each:
+                out.flush()
             count += 1
+        out.flush()
         return count
     if fmt == "csv":
         writer: csv.DictWriter[str] | None = None
@@ -206,26 +220,28 @@ def write_records(
                 writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
                 writer.writeheader()
             writer.writerow({k: _csv_cell(v) for k, v in record.items()})
-            out.flush()
+            if each:
+                out.flush()
             count += 1
         if writer is None and columns is TABLE_COLUMNS:
             # An empty recording listing still gets its header, so a spreadsheet import
             # or `csvcut` downstream sees the same columns every night.
             csv.writer(out).writerow(CSV_COLUMNS)
-            out.flush()
+        out.flush()
         return count
     if fmt == "json":
         # One document, written item by item so a huge listing never sits in memory.
         out.write(f'{{"schema_version": {SCHEMA_VERSION}, "items": [')
         for record in records:
-            out.write(("\n  " if count == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False))
-            out.flush()
+            out.write(("\n  " if count == 0 else ",\n  ") + _ENCODE_JSON(record))
+            if each:
+                out.flush()
             count += 1
         out.write("\n]}\n" if count else "]}\n")
         out.flush()
         return count
     width = ui.out.width if ui._stdout_is_terminal() else None
-    count = output_table.stream(out, records, columns, width=width)
+    count = output_table.stream(out, records, columns, width=width, flush_each=each)
     if not count and not ui.quiet:
         ui.err.print("no recordings matched", markup=False)
     return count

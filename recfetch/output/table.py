@@ -71,8 +71,12 @@ def stream(
     columns: Sequence[str],
     *,
     width: int | None,
+    flush_each: bool = True,
 ) -> int:
-    """Write ``records`` as a table; ``width`` None means not a terminal (tab-separated)."""
+    """Write ``records`` as a table; ``width`` None means not a terminal (tab-separated).
+
+    ``flush_each`` False leaves flushing to ``out``'s buffer and the caller (see `write_records`).
+    """
     rows = ([cell(record.get(c)) for c in columns] for record in records)
     count = 0
     if width is None:
@@ -81,8 +85,10 @@ def stream(
         out.flush()
         for row in itertools.chain(first, rows):
             out.write("\t".join(row) + "\n")
-            out.flush()
+            if flush_each:
+                out.flush()
             count += 1
+        out.flush()
         return count
     sample = list(itertools.islice(rows, SAMPLE_ROWS))
     if not sample:
@@ -91,6 +97,8 @@ def stream(
     out.write(_line(list(columns), layout) + "\n")
     for row in itertools.chain(sample, rows):
         out.write(_line(row, layout) + "\n")
-        out.flush()
+        if flush_each:
+            out.flush()
         count += 1
+    out.flush()
     return count

@@ -88,6 +88,9 @@ class ApiClient:
         """Shared by every thread using this client: the provider's API lane (SPEC §3)."""
         self.retries = retries
         self.stop = stop
+        self.before_request: Callable[[], None] | None = None
+        """Called before each request is sent (it may take a while): `list` flushes the lines
+        it has written there, so they reach the reader before the next page is asked for."""
         self._own_client = client is None
         self.http = client or httpx.Client(
             timeout=TIMEOUT,
@@ -125,6 +128,8 @@ class ApiClient:
 
         Any other status becomes a RecfetchError via the provider's error mapper.
         """
+        if self.before_request is not None:
+            self.before_request()
         url = self.url(path)
         if origin_of(url) != self.origin:  # credentials go only to the provider's API host
             raise ProviderError(
