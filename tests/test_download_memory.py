@@ -91,6 +91,47 @@ def test_a_failed_write_gives_its_budget_back(
     assert time.monotonic() - started < 10
 
 
+def test_the_next_transfer_receives_while_a_finished_file_is_made_durable(
+    storage: Storage,
+    downloaders: Callable[..., Downloader],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One transfer slot: the fsync of file a waits until file b's request has reached the
+    storage host, which only happens if a's fsync runs outside the transfer limit."""
+    import os
+
+    downloader = downloaders(transfers=1)
+    for key in ("a.mp3", "b.mp3"):
+        storage.put(key, size=300_000)
+    real_fsync = os.fsync
+    overlapped = threading.Event()
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("a.mp3.part"):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not storage.server.requests("b.mp3"):
+                time.sleep(0.01)
+            if storage.server.requests("b.mp3"):
+                overlapped.set()
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(
+            downloader.fetch, recording("a", 300_000), tmp_path / "a.mp3", Minter(storage, "a.mp3")
+        )
+        while not storage.server.requests("a.mp3"):
+            time.sleep(0.005)  # a holds the slot before b asks for it
+        second = pool.submit(
+            downloader.fetch, recording("b", 300_000), tmp_path / "b.mp3", Minter(storage, "b.mp3")
+        )
+        results = {"a.mp3": first.result(timeout=60), "b.mp3": second.result(timeout=60)}
+    assert overlapped.is_set()
+    for key, result in results.items():
+        assert_complete(result, tmp_path / key, storage, key)
+
+
 def test_one_ssl_context_for_the_storage_and_every_api_client() -> None:
     script = """
 import httpx

@@ -41,7 +41,7 @@ from recfetch.download.objectpart import ObjectPart, proven
 from recfetch.download.partfile import Budget, PartFile, extra_algorithm, read_meta, write_meta
 from recfetch.download.receive import open_following, receive
 from recfetch.download.report import FileResult, NullReporter, Reporter
-from recfetch.download.transport import CONNECT_TIMEOUT, DEFAULT_READ_SIZE, make_client
+from recfetch.download.transport import CONNECT_TIMEOUT, DEFAULT_READ_SIZE, STOP_POLL, make_client
 from recfetch.errors import (
     IntegrityError,
     InterruptedError_,
@@ -77,6 +77,11 @@ class Downloader:
     Thread-safe: ``fetch`` may run in many threads at once; the threads share
     one connection pool. Two fetches of the same path never run at once.
 
+    ``transfers``: at most this many fetches request and receive bytes at once
+    (None: as many as call ``fetch``); verifying, fsyncing and renaming a
+    finished file happen outside the limit, so a caller with a few more threads
+    than ``transfers`` keeps every transfer slot busy while files are made durable.
+
     ``stall_timeout``: seconds without a byte before an attempt counts as a
     network error. Stalls spend retries even when the .part grew, so a host that
     keeps stalling costs one file at most ``(retries + 1) * (stall_timeout +
@@ -94,6 +99,7 @@ class Downloader:
         stall_timeout: float = 60.0,
         client: httpx.Client | None = None,
         store: ObjectStore | None = None,
+        transfers: int | None = None,
     ) -> None:
         self.retries = max(0, retries)
         self.store = store
@@ -111,6 +117,8 @@ class Downloader:
         self.budget = Budget(max(BUFFER_BUDGET, 2 * self.read_size))
         self._guard = threading.Lock()
         self._path_locks: dict[str, list[Any]] = {}
+        self._slots = threading.BoundedSemaphore(transfers) if transfers else None
+        self._receiving = 0
 
     def close(self) -> None:
         if self._own_client:
@@ -188,6 +196,28 @@ class Downloader:
         )
 
     @contextmanager
+    def receiving(self, check_stop: Callable[[], None]) -> Iterator[int]:
+        """Hold one of the ``transfers`` slots while bytes are requested and received.
+
+        Yields how many other transfers receive at this moment. Waiting for a
+        slot looks at the stop event (``check_stop`` raises) every STOP_POLL s.
+        """
+        slots = self._slots
+        if slots is not None:
+            while not slots.acquire(timeout=STOP_POLL):
+                check_stop()
+        with self._guard:
+            others = self._receiving
+            self._receiving += 1
+        try:
+            yield others
+        finally:
+            with self._guard:
+                self._receiving -= 1
+            if slots is not None:
+                slots.release()
+
+    @contextmanager
     def _path_lock(self, path: Path) -> Iterator[None]:
         key = os.path.abspath(path)
         with self._guard:
@@ -242,11 +272,15 @@ class _Job:
     def run(self) -> FileResult:
         started = ok = False
         try:
-            self._open_part()
-            self.reported_total = self.expected
-            self.reporter.file_started(self.key, self.path.name, self.expected, self._part.size)
-            started = True
-            result = self._loop()
+            with self.engine.receiving(self._check_stop) as others:
+                self._open_part(hash_on_thread=not others)
+                self.reported_total = self.expected
+                self.reporter.file_started(self.key, self.path.name, self.expected, self._part.size)
+                started = True
+                self._loop()
+            # Verified, made durable and renamed outside the transfer limit: the next
+            # transfer already receives while this file's fsyncs wait for the disk.
+            result = self._complete()
             ok = True
             return result
         except Stopped:
@@ -282,7 +316,8 @@ class _Job:
         assert self.part is not None
         return self.part
 
-    def _loop(self) -> FileResult:
+    def _loop(self) -> None:
+        """Request until the .part holds the whole recording (retries, re-mints, restarts)."""
         failures = rejections = pages = restarts = stalls = 0
         while True:
             self._check_stop()
@@ -290,7 +325,7 @@ class _Job:
             mark = max(self.high_water, self._part.size)
             try:
                 if self._attempt():
-                    return self._complete()
+                    return
                 failures = rejections = 0  # a short 206: progress, ask for the rest
             except Rejected as rejected:
                 if self._progressed(mark):
@@ -447,7 +482,7 @@ class _Job:
         return target
 
     # -- the .part file ---------------------------------------------------
-    def _open_part(self) -> None:
+    def _open_part(self, *, hash_on_thread: bool = True) -> None:
         if self.engine.store is not None:
             self.part = ObjectPart(self.engine.store, self.recording, self)
             return
@@ -458,6 +493,7 @@ class _Job:
                 self.engine.read_size,
                 extra_algorithm(self.recording.checksum),
                 self.engine.budget,
+                hash_on_thread=hash_on_thread,
             )
         except BlockingIOError:
             raise Fail(

@@ -1,10 +1,13 @@
-"""The ``.part`` file: 0600, exclusively locked, written as bytes arrive and hashed on a helper.
+"""The ``.part`` file: 0600, exclusively locked, written and hashed as bytes arrive.
 
 The receiving thread writes each chunk itself (``os.write`` releases the GIL and
-a slow disk then slows the sender through TCP flow control); sha256 runs on one
-helper thread per transfer, so hashing overlaps with receiving and writing.
-The chunks queued for hashing are counted against a `Budget` shared by every
-transfer of a run, so memory stays bounded at any ``--jobs``.
+a slow disk then slows the sender through TCP flow control). A transfer running
+alone hashes on a helper thread, so sha256 overlaps with receiving and writing;
+the chunks queued for it are counted against a `Budget` shared by every transfer
+of a run, so memory stays bounded. A transfer running beside others hashes
+inline: hashlib releases the GIL, so the other transfers keep the cores busy
+meanwhile, and a batch saves a thread, a queue hand-off per chunk and the
+memory of both per file.
 ``<final>.part.meta`` remembers the validator (ETag) and total of the object the
 bytes came from, never the URL (it is a credential).
 """
@@ -67,12 +70,19 @@ class PartFile:
     """
 
     def __init__(
-        self, path: Path, read_size: int, extra: str | None, budget: Budget | None = None
+        self,
+        path: Path,
+        read_size: int,
+        extra: str | None,
+        budget: Budget | None = None,
+        *,
+        hash_on_thread: bool = True,
     ) -> None:
         self.path = path
         self.read_size = read_size
         self.extra = extra
         self.budget = budget or Budget(4 * read_size)
+        self.hash_on_thread = hash_on_thread
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         self.fd = os.open(path, flags, 0o600)
         try:
@@ -85,7 +95,7 @@ class PartFile:
         except BaseException:
             os.close(self.fd)
             raise
-        self.hasher = Hasher(extra, self.budget)
+        self.hasher = self._new_hasher()
         self.hashed = 0 if self.size == 0 else -1
         """How many leading bytes the hasher has seen (-1: it must re-read the file)."""
         self.committed = False
@@ -106,7 +116,6 @@ class PartFile:
             self.hashed = -1
             raise
         self.size += done
-        self.budget.take(len(data))
         self.hasher.update(data)
         self.hashed = self.size
         if WRITEBACK_EVERY and self.size - self._advised >= WRITEBACK_EVERY:
@@ -130,7 +139,7 @@ class PartFile:
         os.lseek(self.fd, 0, os.SEEK_SET)
         self.size = 0
         self.hasher.close()
-        self.hasher = Hasher(self.extra, self.budget)
+        self.hasher = self._new_hasher()
         self.hashed = 0
 
     def digests(self) -> dict[str, str]:
@@ -154,10 +163,13 @@ class PartFile:
                 os.close(self.fd)
             self.fd = -1
 
+    def _new_hasher(self) -> Hasher:
+        return Hasher(self.extra, self.budget if self.hash_on_thread else None)
+
     def _rehash(self) -> None:
         """Hash the bytes already on disk (a resumed .part), here and now."""
         self.hasher.close()
-        self.hasher = Hasher(self.extra, self.budget)
+        self.hasher = self._new_hasher()
         position = 0
         while position < self.size:
             chunk = os.pread(self.fd, min(self.read_size, self.size - position), position)
@@ -214,22 +226,29 @@ class _Stage:
 
 
 class Hasher:
-    """sha256 (plus the provider's checksum algorithm) computed on a helper thread.
+    """sha256 (plus the provider's checksum algorithm), on a helper thread when given a budget.
 
-    hashlib releases the GIL for large buffers, so hashing one chunk overlaps
-    with receiving and writing the next ones; hashing inline costs about as
-    much CPU as the whole loopback transfer.
+    On the helper, hashing one chunk overlaps with receiving and writing the next
+    ones (hashlib releases the GIL for large buffers); hashing inline costs about
+    as much CPU as a whole loopback transfer, which matters when nothing else runs.
+    Without a budget every chunk is hashed at once, on the caller's thread.
     """
 
-    def __init__(self, extra: str | None, budget: Budget) -> None:
+    def __init__(self, extra: str | None, budget: Budget | None) -> None:
         self.hashes = {"sha256": hashlib.sha256()}
         if extra and extra != "sha256":
             self.hashes[extra] = hashlib.new(extra)
         self.budget = budget
-        self._stage = _Stage("recfetch-hash", self._update_now, self._drop)
+        self._stage: _Stage | None = None
+        if budget is not None:
+            self._stage = _Stage("recfetch-hash", self._update_now, self._drop)
 
     def update(self, data: bytes) -> None:
-        """Hash ``data`` on the helper thread; its budget is given back once hashed."""
+        """Hash ``data``: queued for the helper (its budget given back once hashed), or now."""
+        if self._stage is None or self.budget is None:
+            self.absorb(data)
+            return
+        self.budget.take(len(data))
         self._stage.put(data)
 
     def absorb(self, data: bytes) -> None:
@@ -238,19 +257,21 @@ class Hasher:
             h.update(data)
 
     def finish(self) -> dict[str, str]:
-        error = self._stage.close()
+        error = self._stage.close() if self._stage is not None else None
         if error is not None:
             raise error
         return {name: h.hexdigest() for name, h in self.hashes.items()}
 
     def close(self) -> None:
-        self._stage.close()
+        if self._stage is not None:
+            self._stage.close()
 
     def _update_now(self, data: bytes) -> None:
         self.absorb(data)  # if this raises, the stage drops the chunk (and gives it back)
-        self.budget.give(len(data))
+        self._drop(data)
 
     def _drop(self, data: bytes) -> None:
+        assert self.budget is not None
         self.budget.give(len(data))
 
 

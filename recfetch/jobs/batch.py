@@ -3,7 +3,8 @@
 Per recording, `Planner.plan` decides (in this order): a duplicate in this run,
 not downloadable, in the archive with its file still there, the file already
 present, `--max-files` reached, `--dry-run`; anything left is fetched.
-`BatchRunner.run` fetches with `--jobs` threads, hands each verified file to the
+`BatchRunner.run` fetches with `--jobs` transfers at once (`threads_for`: a few
+more threads, which verify and make files durable meanwhile), hands each verified file to the
 sinks in their fixed order (manifest, metadata, archive, deletion) and counts
 outcomes in a `BatchResult`, whose `exit_code` is the run's only exit code rule.
 """
@@ -370,6 +371,15 @@ def _until_stopped(items: Iterable[Recording | FileResult], stop: threading.Even
 Outcome = tuple[FileResult, Extra]
 
 
+def threads_for(jobs: int) -> int:
+    """Worker threads of a batch of ``jobs`` transfers: a file that has arrived is verified,
+    fsynced, renamed and handed to the sinks on its thread outside the transfer limit
+    (`Downloader(transfers=...)`), so a few threads beyond ``jobs`` start the next
+    transfers meanwhile."""
+    jobs = max(1, jobs)
+    return jobs + max(2, jobs // 8)
+
+
 class BatchRunner:
     """Download every downloadable recording; never raise for one recording's failure."""
 
@@ -455,7 +465,7 @@ class BatchRunner:
         with self._lock:
             self.result.attempted += 1
         self._in_flight.add(pool.submit(fn, *args))
-        self._drain(max(1, self.opts.jobs) * 2)
+        self._drain(2 * threads_for(self.opts.jobs))
 
     def _handle(self, pool: ThreadPoolExecutor, item: Recording | FileResult) -> bool:
         """Plan and start one item; False when --max-files says stop."""
@@ -487,7 +497,7 @@ class BatchRunner:
     def run(self, items: Iterable[Recording | FileResult]) -> BatchResult:
         started = time.monotonic()
         stop = self.ctx.stop
-        pool = ThreadPoolExecutor(max_workers=max(1, self.opts.jobs), thread_name_prefix="recfetch-dl")
+        pool = ThreadPoolExecutor(max_workers=threads_for(self.opts.jobs), thread_name_prefix="recfetch-dl")
         try:
             for item in _until_stopped(items, stop):
                 if not self._handle(pool, item):

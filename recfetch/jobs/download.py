@@ -36,6 +36,7 @@ def run_batch(
             overwrite=opts.overwrite,
             stall_timeout=opts.stall_timeout,
             store=sinks.place.store,
+            transfers=max(1, opts.jobs),
         )
         try:
             result = BatchRunner(provider, opts, sinks, ctx, downloader).run(items)
