@@ -6,8 +6,11 @@ and httpx's ``Client(transport=...)`` with a small `httpx.BaseTransport`.
 httpcore asks the socket for 64 KiB per read, and every read then travels
 through h11, httpcore and httpx, so per-read overhead dominates a fast
 download. `_TunedStream` asks for up to ``read_size`` and coalesces what is
-already buffered (TLS hands out one 16 KiB record per read). It also wakes up
-when the run is stopped instead of sitting out a whole stall timeout in recv().
+already buffered (TLS hands out one 16 KiB record per read). It receives into
+one reused buffer per connection and hands on an exact-size copy, so a large
+read does not leave a large, mostly freed block in the malloc arena of every
+thread that ran one. It also wakes up when the run is stopped instead of
+sitting out a whole stall timeout in recv().
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ loopback download about twice as fast (bench/download_vs_curl.py)."""
 
 READ_BUDGET = 1 << 20
 """Socket reads of all open connections together: each read is
-``READ_BUDGET / open connections`` (64 KiB to ``read_size``), so one big file
-reads 1 MiB at a time and 32 parallel transfers 64 KiB, and memory does not
-grow with --jobs (bench/download_batch.py)."""
+``READ_BUDGET / open connections`` (MIN_READ_SIZE to ``read_size``), so one big
+file reads 1 MiB at a time, 8 parallel transfers 128 KiB and 32 of them 32 KiB:
+the bytes passing through memory at once do not grow with --jobs, and neither
+does peak RSS (bench/batch_vs_peers.py)."""
 
-MIN_READ_SIZE = 64 << 10
+MIN_READ_SIZE = 32 << 10
 
 CONNECT_TIMEOUT = 15.0
 STOP_POLL = 0.25
@@ -220,11 +224,15 @@ class _TunedStream(httpcore.NetworkStream):
                 self._poll = select.poll()
                 self._poll.register(sock, select.POLLIN)
         self._sock = sock
+        self._buffer: bytearray | None = None
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         if self._eof:
             return b""
-        want = max(max_bytes, self._backend.read_size_now())
+        # Fewer bytes than httpcore's 64 KiB when many connections share the budget.
+        want = self._backend.read_size_now()
+        if self._buffer is not None and len(self._buffer) > 2 * want:
+            self._buffer = None  # more connections share the budget now: a smaller one
         data = self._read_patiently(want, timeout)
         if not data:
             self._eof = True
@@ -235,7 +243,7 @@ class _TunedStream(httpcore.NetworkStream):
         got = len(data)
         while got < want and self._ready():
             try:
-                more = self._inner.read(want - got, timeout)
+                more = self._recv(want - got, timeout)
             except (httpcore.ReadError, httpcore.ReadTimeout):
                 break  # hand over what arrived; the next read reports the failure
             if not more:
@@ -258,9 +266,27 @@ class _TunedStream(httpcore.NetworkStream):
         except (OSError, ValueError):
             return False
 
+    def _recv(self, want: int, timeout: float | None) -> bytes:
+        """One recv() of up to ``want`` bytes into this connection's reused buffer."""
+        sock = self._sock
+        if sock is None:
+            return self._inner.read(want, timeout)
+        buffer = self._buffer
+        if buffer is None or len(buffer) < want:
+            buffer = self._buffer = bytearray(want)
+        try:
+            sock.settimeout(timeout)
+            n = sock.recv_into(buffer, want)
+        except TimeoutError as exc:
+            raise httpcore.ReadTimeout(str(exc)) from exc
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc)) from exc
+        with memoryview(buffer) as view:
+            return view[:n].tobytes()
+
     def _read_patiently(self, want: int, timeout: float | None) -> bytes:
         if self._stop is None:
-            return self._inner.read(want, timeout)
+            return self._recv(want, timeout)
         # Wait in short slices so that a stopped run does not sit out a whole
         # stall timeout inside recv(); a timed-out recv consumes nothing.
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -271,7 +297,7 @@ class _TunedStream(httpcore.NetworkStream):
             if deadline is not None:
                 slice_ = max(0.0, min(STOP_POLL, deadline - time.monotonic()))
             try:
-                return self._inner.read(want, slice_)
+                return self._recv(want, slice_)
             except httpcore.ReadTimeout:
                 if self._stop.is_set() or (
                     deadline is not None and time.monotonic() >= deadline
