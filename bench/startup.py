@@ -1,4 +1,4 @@
-"""Benchmark: start-up of `recfetch --version`, a verb's `--help` and one bash TAB completion.
+"""Benchmark: start-up of `recfetch --version`, a provider's and a verb's `--help`, one bash TAB.
 
 Run by hand (not by pytest):
 
@@ -42,6 +42,7 @@ def _commands(script: Path) -> list[tuple[str, list[str]]]:
         ("python -c pass", [sys.executable, "-c", "pass"]),
         ("recfetch --version", [*recfetch, "--version"]),
         ("recfetch kazoo --help", [*recfetch, "kazoo", "--help"]),
+        ("recfetch realtimekit pull --help", [*recfetch, "realtimekit", "pull", "--help"]),
         ("bash -c true", ["bash", "--norc", "--noprofile", "-c", "true"]),
         (
             "bash TAB: recfetch realtimekit p",

@@ -811,7 +811,9 @@ def test_every_verbs_help_shows_example_commands(cli) -> None:
 
     def leaves(group: Any, words: list[str]) -> list[list[str]]:
         found: list[list[str]] = []
-        for name, cmd in group.commands.items():
+        ctx = typer.Context(group)
+        for name in group.list_commands(ctx):  # providers are built when asked for, not in .commands
+            cmd = group.get_command(ctx, name)
             if cmd.hidden or name == "cloudflare":
                 continue
             found += leaves(cmd, [*words, name]) if hasattr(cmd, "commands") else [[*words, name]]

@@ -1,5 +1,9 @@
 """The root Typer app: global options accepted anywhere, one sub-app per provider, other commands.
 
+A provider's sub-command is built when the line names it (`_RootGroup.get_command`), from its
+`ProviderInfo`: `recfetch kazoo pull --help` builds Kazoo's verbs only and imports no provider
+module, httpx or download engine.
+
 Global options (`-p/--profile`, `--config`, `-q`, `-v`, `--no-progress`, `--color`) are
 declared once, in `_global_options`, and attached to the root and to every sub-command, so
 `recfetch -q kazoo pull` and `recfetch kazoo pull -q` are the same line (SPEC §1), `--help`
@@ -23,8 +27,8 @@ from typer.core import TyperGroup
 from recfetch import __version__
 from recfetch.cli import _complete
 from recfetch.cli._runtime import Runtime, report_internal, runtime, setup_logging
-from recfetch.providers import ALIASES, REGISTRY, get_provider
-from recfetch.providers.base import Provider
+from recfetch.providers import ALIASES, REGISTRY, info
+from recfetch.providers.base import ProviderInfo
 
 GLOBAL = "(global) "
 
@@ -175,14 +179,16 @@ class _RootGroup(TyperGroup):
         return super().make_context(info_name, args, parent, **extra)
 
     def list_commands(self, ctx: Any) -> list[str]:
+        # The plain commands, then the providers (and their hidden aliases), then the other groups.
         known = super().list_commands(ctx)
-        return [*(name for name in REGISTRY if name not in known), *known]
+        plain = [name for name in known if not hasattr(self.commands[name], "commands")]
+        groups = [name for name in known if name not in plain]
+        return [*plain, *REGISTRY, *ALIASES, *groups]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
-        if command is None and cmd_name in REGISTRY:
-            # Registered after this app was built (a provider defined by a test): built when asked.
-            command = _provider_command(get_provider(cmd_name))
+        if command is None and (cmd_name in REGISTRY or cmd_name in ALIASES):
+            command = _provider_command(cmd_name, info(cmd_name))
         return None if command is None else with_global_options(command)
 
     def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
@@ -334,19 +340,16 @@ def root(
 
 
 @functools.cache
-def _provider_command(cls: type[Provider]) -> Any:
+def _provider_command(name: str, provider: ProviderInfo) -> Any:
+    """The Click group of provider ``name`` (an alias is the same sub-app, hidden from help)."""
     from recfetch.cli._providers import provider_app
 
-    return typer.main.get_command(provider_app(cls))
+    holder = typer.Typer(rich_markup_mode=None, add_completion=False)
+    holder.add_typer(provider_app(provider), name=name, hidden=name in ALIASES)
+    return typer.main.get_command(holder).commands[name]  # type: ignore[attr-defined]
 
 
 def _register() -> None:
-    from recfetch.cli._providers import provider_app
-
-    for name, cls in REGISTRY.items():
-        app.add_typer(provider_app(cls), name=name)
-    for alias, name in ALIASES.items():
-        app.add_typer(provider_app(REGISTRY[name]), name=alias, hidden=True)
     from recfetch.cli import misc
 
     misc.register(app)

@@ -33,7 +33,7 @@ from recfetch.jobs.options import (
     cli_fields,
 )
 from recfetch.providers.base import Flag as ProviderFlag
-from recfetch.providers.base import Provider
+from recfetch.providers.base import ProviderInfo
 
 
 @dataclass(frozen=True)
@@ -228,45 +228,45 @@ def _cli_flag(flag: ProviderFlag) -> Flag:
     return Flag(flag.name, decls, flag.help, type=kind, default=flag.default, metavar=flag.metavar)
 
 
-def _flags_for(cls: type[Provider], verb: str) -> tuple[Flag, ...]:
-    return tuple(_cli_flag(f) for f in cls.flags if verb in f.verbs)
+def _flags_for(info: ProviderInfo, verb: str) -> tuple[Flag, ...]:
+    return tuple(_cli_flag(f) for f in info.flags if verb in f.verbs)
 
 
-def build_provider_app(cls: type[Provider]) -> typer.Typer:
+def build_provider_app(info: ProviderInfo) -> typer.Typer:
     """The sub-app with login, list, show, url, download and pull (and delete when it can), with the
-    provider's own flags and help texts as its class declares them."""
-    name = cls.name
-    list_flags, download_flags = _flags_for(cls, "list"), _flags_for(cls, "download")
-    ref_help, list_help, delete_help = cls.ref_help, cls.list_help, cls.delete_help
+    provider's own flags and help texts as its info declares them (its module is not imported)."""
+    name = info.name
+    list_flags, download_flags = _flags_for(info, "list"), _flags_for(info, "download")
+    ref_help, list_help, delete_help = info.ref_help, info.list_help, info.delete_help
     app = typer.Typer(
         name=name,
-        help=f"{cls.title} recordings.",
+        help=f"{info.title} recordings.",
         no_args_is_help=True,
         rich_markup_mode=None,
         add_completion=False,
     )
-    filters_panel = f"{cls.title} filters"
-    dl_panel = f"{cls.title} download"
-    _add_login(app, cls)
+    filters_panel = f"{info.title} filters"
+    dl_panel = f"{info.title} download"
+    _add_login(app, info)
 
     list_fields = [*_option_fields(ListOptions), *_flag_fields(list_flags, filters_panel), *_format_fields()]
     _verb(
         app,
         "list",
-        cls.title,
+        info.title,
         list_fields,
         lambda req, rt: _commands.list_recordings(
             rt, name, _options(ListOptions, req, list_flags), fmt_of(req)
         ),
-        list_help or f"List {cls.title} recordings, paging to the end.",
+        list_help or f"List {info.title} recordings, paging to the end.",
     )
 
     ref_field = _spec("ref", Annotated[str, typer.Argument(help=ref_help, show_default=False)])
-    show_flags = _flags_for(cls, "show")
+    show_flags = _flags_for(info, "show")
     _verb(
         app,
         "show",
-        cls.title,
+        info.title,
         [ref_field, *_flag_fields(show_flags, filters_panel), *_format_fields()],
         lambda req, rt: _commands.show(
             rt, name, req.ref, fmt_of(req), _values(req, [f.name for f in show_flags])
@@ -280,7 +280,7 @@ def build_provider_app(cls: type[Provider]) -> typer.Typer:
     _verb(
         app,
         "url",
-        cls.title,
+        info.title,
         [ref_field, *_flag_fields(download_flags, dl_panel), url_json],
         lambda req, rt: _commands.url(
             rt, name, req.ref, req.json_, _values(req, [f.name for f in download_flags])
@@ -300,7 +300,7 @@ def build_provider_app(cls: type[Provider]) -> typer.Typer:
     _verb(
         app,
         "download",
-        cls.title,
+        info.title,
         [
             refs_field,
             *_option_fields(DownloadOptions),
@@ -323,20 +323,20 @@ def build_provider_app(cls: type[Provider]) -> typer.Typer:
     _verb(
         app,
         "pull",
-        cls.title,
+        info.title,
         pull_fields,
         lambda req, rt: _commands.pull(rt, name, _options(PullOptions, req, pull_flags), fmt_of(req)),
         "List with the same filters, then download everything not yet downloaded (the cron command).",
     )
 
-    if cls.delete is not Provider.delete:
-        _add_delete(app, cls, delete_help)
+    if info.can_delete:
+        _add_delete(app, info, delete_help)
     return app
 
 
-def _add_login(app: typer.Typer, cls: type[Provider]) -> None:
+def _add_login(app: typer.Typer, info: ProviderInfo) -> None:
     fields: list[FieldSpec] = []
-    for setting in cls.settings:
+    for setting in info.settings:
         opt = "--" + setting.key.replace("_", "-")
         secret_note = " (secret: prefer the -stdin form)" if setting.secret else ""
         fields.append(
@@ -353,8 +353,8 @@ def _add_login(app: typer.Typer, cls: type[Provider]) -> None:
                     False,
                 )
             )
-    if "base_url" not in {s.key for s in cls.settings}:
-        help = f"API base URL (default {cls.default_base_url})."
+    if "base_url" not in {s.key for s in info.settings}:
+        help = f"API base URL (default {info.default_base_url})."
         fields.append(_spec("base_url", Annotated[str | None, typer.Option("--base-url", help=help)], None))
     no_verify = Annotated[bool, typer.Option("--no-verify", help="Save without checking the credentials.")]
     fields.append(_spec("no_verify", no_verify, False))
@@ -362,14 +362,14 @@ def _add_login(app: typer.Typer, cls: type[Provider]) -> None:
     _verb(
         app,
         "login",
-        cls.title,
+        info.title,
         fields,
-        lambda req, rt: _commands.login(rt, cls.name, _values(req, keys), no_verify=req.no_verify),
-        f"Save {cls.title} credentials to the active profile after checking them.",
+        lambda req, rt: _commands.login(rt, info.name, _values(req, keys), no_verify=req.no_verify),
+        f"Save {info.title} credentials to the active profile after checking them.",
     )
 
 
-def _add_delete(app: typer.Typer, cls: type[Provider], extra_help: str | None) -> None:
+def _add_delete(app: typer.Typer, info: ProviderInfo, extra_help: str | None) -> None:
     """`delete REF...`: the same confirmation and reporting for every provider that can delete."""
     fields = [
         _spec(
@@ -392,15 +392,15 @@ def _add_delete(app: typer.Typer, cls: type[Provider], extra_help: str | None) -
             False,
         ),
     ]
-    help_text = f"Delete recordings at {cls.title} (asks first on a terminal; needs --yes otherwise)."
+    help_text = f"Delete recordings at {info.title} (asks first on a terminal; needs --yes otherwise)."
     if extra_help:
         help_text += "\n\n" + extra_help
     _verb(
         app,
         "delete",
-        cls.title,
+        info.title,
         fields,
-        lambda req, rt: _commands.delete_recordings(rt, cls.name, req.refs, yes=req.yes, as_json=req.json_),
+        lambda req, rt: _commands.delete_recordings(rt, info.name, req.refs, yes=req.yes, as_json=req.json_),
         help_text,
     )
 

@@ -1,17 +1,23 @@
-"""`recfetch kazoo`: the common verbs with Kazoo's list filters, plus `tag` and `delete`."""
+"""`recfetch kazoo`: the common verbs with Kazoo's list filters, plus `tag` and `delete`.
+
+The provider module (its HTTP code) is imported by the commands that talk to Kazoo, not here.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
 from recfetch.cli._factory import Format, build_provider_app, fmt_of
 from recfetch.cli._runtime import reported, runtime
 from recfetch.output import write_one
-from recfetch.providers.kazoo import KazooProvider, parse_tags
+from recfetch.providers.catalog import KAZOO
 
-app = build_provider_app(KazooProvider)
+if TYPE_CHECKING:
+    from recfetch.providers.kazoo import KazooProvider
+
+app = build_provider_app(KAZOO)
 
 
 @app.command(
@@ -36,10 +42,12 @@ def tag(
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Shortcut for --format jsonl.")] = False,
 ) -> None:
     """Store KEY=VALUE pairs in the recording's user_metadata (PATCH; needs Kazoo 5.x)."""
+    from recfetch.providers.kazoo import parse_tags
+
     fmt = fmt_of({"format": format, "json_": json_, "jsonl": jsonl})
     rt = runtime(ctx)
     metadata = parse_tags(pairs)
-    provider = cast(KazooProvider, rt.provider("kazoo"))
+    provider = cast("KazooProvider", rt.provider("kazoo"))
     try:
         write_one(rt.ui, provider.tag(ref, metadata).to_dict(), fmt)
     finally:

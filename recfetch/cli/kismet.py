@@ -1,19 +1,25 @@
-"""`recfetch kismet`: the common verbs with Kismet's filters, plus `users` and `calls`."""
+"""`recfetch kismet`: the common verbs with Kismet's filters, plus `users` and `calls`.
+
+The provider module (its HTTP code) is imported by the commands that talk to Kismet, not here.
+"""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from recfetch.cli._factory import Format, build_provider_app, fmt_of
 from recfetch.cli._runtime import Runtime, reported, runtime
 from recfetch.output import write_records
-from recfetch.providers.kismet import KismetProvider
+from recfetch.providers.catalog import KISMET
 
-app = build_provider_app(KismetProvider)
+if TYPE_CHECKING:
+    from recfetch.providers.kismet import KismetProvider
+
+app = build_provider_app(KISMET)
 
 USER_COLUMNS = ("id", "email", "display_name", "is_admin", "created_at")
 CALL_COLUMNS = ("id", "name", "state", "is_ended", "has_egresses", "participants", "created_at")
@@ -32,8 +38,7 @@ def _emit(
     columns: tuple[str, ...],
     empty: str,
 ) -> None:
-    provider = rt.provider("kismet")
-    assert isinstance(provider, KismetProvider)
+    provider = cast("KismetProvider", rt.provider("kismet"))
     try:
         records = produce(provider)
         if fmt == "table":  # write_records would say "no recordings matched"

@@ -15,7 +15,6 @@ from recfetch.cli._fastcomplete import SPEC_FILE
 from recfetch.cli._runtime import check_base_url, reported, runtime
 from recfetch.errors import UsageError
 from recfetch.providers import REGISTRY, get_provider
-from recfetch.providers.base import Provider
 from recfetch.redact import mask
 
 config_app = typer.Typer(
@@ -200,7 +199,7 @@ def providers_cmd(
             cls.check_settings({k: v for k, v in values.items() if v})
         except Exception:
             configured = False
-        verbs = _verbs(cls)
+        verbs = _verbs(name)
         items.append({"provider": name, "title": cls.title, "verbs": verbs, "configured": configured})
     if as_json:
         rt.ui.line(json.dumps({"profile": rt.profile, "items": items}, indent=2))
@@ -216,13 +215,14 @@ def providers_cmd(
 COMMON_VERBS = ("login", "list", "show", "url", "download", "pull")
 
 
-def _verbs(cls: type[Provider]) -> list[str]:
+def _verbs(provider: str) -> list[str]:
     """The verbs the provider's sub-app really has (the generated app is the truth), common ones first."""
     from recfetch.cli._providers import provider_app
+    from recfetch.providers import info as provider_info
 
     commands = [
         info.name or get_command_name(info.callback.__name__)
-        for info in provider_app(cls).registered_commands
+        for info in provider_app(provider_info(provider)).registered_commands
         if info.callback is not None and not info.hidden
     ]
     return [v for v in COMMON_VERBS if v in commands] + [v for v in commands if v not in COMMON_VERBS]
@@ -325,6 +325,9 @@ def _spec_node(command: Any) -> dict[str, Any]:
                 }
             )
     options.append(HELP_OPTION)
+    ctx = typer.Context(command)
+    names = command.list_commands(ctx) if hasattr(command, "list_commands") else []
+    subs = {name: command.get_command(ctx, name) for name in names}  # a provider is built when asked for
     commands = {
         name: {
             "help": sub.get_short_help_str(limit=45),
@@ -332,7 +335,7 @@ def _spec_node(command: Any) -> dict[str, Any]:
             "complete": name == "cloudflare",  # the alias completes though help hides it (SPEC §8)
             "node": _spec_node(sub),
         }
-        for name, sub in getattr(command, "commands", {}).items()
+        for name, sub in subs.items()
     }
     return {"options": options, "arguments": arguments, "commands": commands}
 

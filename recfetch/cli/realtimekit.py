@@ -1,4 +1,7 @@
-"""`recfetch realtimekit` (alias `cloudflare`): common verbs, RealtimeKit filters, recording control."""
+"""`recfetch realtimekit` (alias `cloudflare`): common verbs, RealtimeKit filters, recording control.
+
+The provider module (its HTTP code) is imported by the commands that talk to RealtimeKit, not here.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -16,13 +19,16 @@ from recfetch.cli._runtime import Runtime, reported, runtime
 from recfetch.errors import UsageError
 from recfetch.output import write_one
 from recfetch.providers.base import Recording
-from recfetch.providers.realtimekit import RealtimeKitProvider
+from recfetch.providers.catalog import REALTIMEKIT
 from recfetch.providers.realtimekit_start import (
     StartOptions,
     TrackOptions,
     load_json_object,
     load_storage_config,
 )
+
+if TYPE_CHECKING:
+    from recfetch.providers.realtimekit import RealtimeKitProvider
 
 
 class AudioCodec(str, Enum):
@@ -35,7 +41,7 @@ class AudioChannel(str, Enum):
     stereo = "stereo"
 
 
-app = build_provider_app(RealtimeKitProvider)
+app = build_provider_app(REALTIMEKIT)
 
 FormatOpt = Annotated[
     Format | None, typer.Option("--format", help="Output format: table, json, jsonl or csv.")
@@ -49,9 +55,8 @@ RefArg = Annotated[
 
 def _one(rt: Runtime, fmt: str, action: Callable[[RealtimeKitProvider], Recording]) -> None:
     """Run ``action`` against the profile's RealtimeKit and print the record it returns."""
-    provider = rt.provider(RealtimeKitProvider.name)
+    provider = cast("RealtimeKitProvider", rt.provider(REALTIMEKIT.name))
     try:
-        assert isinstance(provider, RealtimeKitProvider)
         recording = action(provider)
     finally:
         provider.close()

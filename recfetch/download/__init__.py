@@ -15,8 +15,26 @@ as a `FileResult`; per-file failures are returned, never raised.
 
 from __future__ import annotations
 
-from recfetch.download.engine import Downloader
+from typing import TYPE_CHECKING, Any
+
 from recfetch.download.report import FileResult, NullReporter, Reporter
-from recfetch.download.transport import make_client
+
+if TYPE_CHECKING:
+    from recfetch.download.engine import Downloader
+    from recfetch.download.transport import make_client
 
 __all__ = ["Downloader", "FileResult", "NullReporter", "Reporter", "make_client"]
+
+
+def __getattr__(name: str) -> Any:
+    # The engine (httpx, the storage client) loads on first use, not with `report`: the output
+    # layer imports `report`, and `--help` must not pay for an HTTP stack.
+    if name == "Downloader":
+        from recfetch.download.engine import Downloader
+
+        return Downloader
+    if name == "make_client":
+        from recfetch.download.transport import make_client
+
+        return make_client
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

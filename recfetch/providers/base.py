@@ -1,4 +1,9 @@
-"""What every provider is: the Provider interface and the frozen data it hands out."""
+"""What every provider is: the Provider interface and the frozen data it hands out.
+
+Importing this module costs no HTTP stack: httpx and the API client are loaded when a
+provider is constructed, so the command tree, the job options and the output layer can use
+the plain data here (`Setting`, `Flag`, `ProviderInfo`, `Recording`) while `--help` runs.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from recfetch.errors import ConfigError, RecfetchError
-from recfetch.providers._http import ApiClient, HeaderAuth
 from recfetch.providers.limiter import ApiLimiter, Budget
 from recfetch.redact import clean_raw
 from recfetch.urls import origin_of  # re-exported: the download engine imports it from here
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "STATUSES",
@@ -26,6 +31,7 @@ __all__ = [
     "Flag",
     "ListQuery",
     "Provider",
+    "ProviderInfo",
     "Recording",
     "Setting",
     "iso",
@@ -137,6 +143,36 @@ class Flag:
     @property
     def option(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+
+DEFAULT_REF_HELP = "Recording ref (the `ref` field of `list`)."
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What the command line knows about a provider before importing its module: names, settings,
+    flags and help texts (`recfetch.providers.catalog` holds the built-in ones). A provider class
+    names its own with ``class XProvider(Provider, info=X)``, so there is one copy of each."""
+
+    name: str
+    title: str
+    settings: tuple[Setting, ...]
+    default_base_url: str | None = None
+    flags: tuple[Flag, ...] = ()
+    extra_verbs: tuple[str, ...] = ()
+    """Verbs beyond the common six that its `cli/<name>.py` adds (`delete` when it can delete)."""
+    ref_help: str = DEFAULT_REF_HELP
+    list_help: str | None = None
+    delete_help: str | None = None
+
+    @property
+    def can_delete(self) -> bool:
+        return "delete" in self.extra_verbs
+
+    @classmethod
+    def of(cls, provider: type[Provider]) -> ProviderInfo:
+        """The info a provider class declares by its own class attributes (one defined by a test)."""
+        return cls(**{f.name: getattr(provider, f.name) for f in dataclasses.fields(cls)})
 
 
 LISTED_URL_MIN_LIFE = timedelta(minutes=5)
@@ -268,9 +304,16 @@ class Provider(abc.ABC):
     """A documented request budget the API lane keeps before the provider says 429."""
     retry_after_floor: ClassVar[float | None] = None
     """Seconds a 429 without Retry-After waits at least (None: the usual backoff)."""
-    ref_help: ClassVar[str] = "Recording ref (the `ref` field of `list`)."
+    ref_help: ClassVar[str] = DEFAULT_REF_HELP
     list_help: ClassVar[str | None] = None
     delete_help: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, info: ProviderInfo | None = None, **kwargs: Any) -> None:
+        """``class KazooProvider(Provider, info=KAZOO)``: the class attributes come from its info."""
+        super().__init_subclass__(**kwargs)
+        if info is not None:
+            for f in dataclasses.fields(info):
+                setattr(cls, f.name, getattr(info, f.name))
 
     def __init__(
         self,
@@ -290,6 +333,8 @@ class Provider(abc.ABC):
         self.profile = profile
         self.state_dir = state_dir
         self.options = dict(options or {})
+        from recfetch.providers._http import ApiClient
+
         self.api = ApiClient(
             self.base_url(),
             provider=self.name,
@@ -335,6 +380,8 @@ class Provider(abc.ABC):
 
     def http_auth(self) -> httpx.Auth:
         """How API requests authenticate: by default `auth_headers` on each one."""
+        from recfetch.providers._http import HeaderAuth
+
         return HeaderAuth(self.auth_headers)
 
     def listing_notes(self) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote, unquote, urljoin
 
 import httpx
@@ -17,7 +17,8 @@ from recfetch.errors import (
     RecfetchError,
     UsageError,
 )
-from recfetch.providers.base import DownloadTarget, Flag, ListQuery, Provider, Recording, Setting, iso
+from recfetch.providers.base import DownloadTarget, ListQuery, Provider, Recording, iso
+from recfetch.providers.catalog import BIRD, DIRECTIONS
 from recfetch.providers.paging import ListingGuard
 from recfetch.timeparse import parse_provider_time
 from recfetch.urls import presigned_expiry
@@ -26,7 +27,6 @@ __all__ = ["DIRECTIONS", "PAGE_LIMIT", "BirdProvider"]
 
 PAGE_LIMIT = 99
 """The list endpoint's documented maximum `limit` (DOC: 1..99, default 10)."""
-DIRECTIONS = ("incoming", "outgoing")
 _DIRECTION_NAMES = {"incoming": "inbound", "outgoing": "outbound"}
 """Bird's words mapped to the record's vocabulary (SPEC §4 uses inbound/outbound)."""
 
@@ -136,32 +136,8 @@ class ValidationError(ProviderError):
         self.details = details
 
 
-class BirdProvider(Provider):
+class BirdProvider(Provider, info=BIRD):
     """Workspace-scoped Recordings API; media through `{id}.mp3`, a 307 to presigned S3."""
-
-    name: ClassVar[str] = "bird"
-    title: ClassVar[str] = "Bird"
-    default_base_url: ClassVar[str | None] = "https://api.bird.com"
-    settings: ClassVar[tuple[Setting, ...]] = (
-        Setting("workspace_id", "Workspace id (uuid, from app.bird.com)."),
-        Setting(
-            "access_key",
-            "Access key (settings → security → access keys), sent as `AccessKey`; or leave empty "
-            "and give a token",
-            secret=True,
-            required=False,
-        ),
-        Setting("token", "Bearer token, instead of an access key", secret=True, required=False),
-        Setting("base_url", "API base URL.", required=False, default="https://api.bird.com", prompt=False),
-    )
-    extra_verbs: ClassVar[tuple[str, ...]] = ("delete",)
-    flags: ClassVar[tuple[Flag, ...]] = (
-        Flag("channel", "Only recordings of this channel (channelId, a uuid).", metavar="ID"),
-        Flag("call", "Only recordings of this call (the call's uuid; sent as `id`).", metavar="ID"),
-        Flag("direction", "Only incoming or outgoing calls.", choices=DIRECTIONS),
-        Flag("status", "Only recordings in this Bird status (e.g. available, accepted).", metavar="S"),
-    )
-    ref_help: ClassVar[str] = "Recording uuid (the `ref` field of `list`)."
 
     # -- wire ------------------------------------------------------------
     @classmethod

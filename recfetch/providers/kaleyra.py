@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, TextIO
+from typing import Any, TextIO
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
@@ -19,26 +19,15 @@ import httpx
 from recfetch.errors import AuthError, NotFoundError, ProviderError, RecfetchError, UsageError
 from recfetch.providers._http import parse_json
 from recfetch.providers.base import (
-    LISTING,
-    MINTING,
     DownloadTarget,
-    Flag,
     ListQuery,
     Provider,
     Recording,
-    Setting,
 )
+from recfetch.providers.catalog import DEFAULT_VALIDITY, KALEYRA, LINK_MODES, MAX_VALIDITY
 from recfetch.urls import is_presigned
 
 __all__ = ["DEFAULT_VALIDITY", "MAX_VALIDITY", "KaleyraProvider", "ReportError", "read_report"]
-
-DEFAULT_VALIDITY = 5
-"""Minutes a minted link stays valid: Kaleyra's own default (DOC)."""
-MAX_VALIDITY = 1440
-"""Kaleyra documents no maximum; a day is plenty for one transfer and bounds a leaked link."""
-
-LINK_MODES = ("json", "redirect")
-"""json: `download=0`, the link comes back in a JSON body; redirect: `download=1`, a 301 to it."""
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -280,52 +269,8 @@ def read_report(
     return headers, column, rows()
 
 
-class KaleyraProvider(Provider):
+class KaleyraProvider(Provider, info=KALEYRA):
     """Kaleyra has no listing API: refs come from a report; each download mints a signed S3 link."""
-
-    name: ClassVar[str] = "kaleyra"
-    title: ClassVar[str] = "Kaleyra"
-    default_base_url: ClassVar[str | None] = "https://api.kaleyra.io"
-    settings: ClassVar[tuple[Setting, ...]] = (
-        Setting("sid", "Account SID (Security Identifier), e.g. HXXXXXXX071US."),
-        Setting("api_key", "API key generated in the Kaleyra.io account.", secret=True),
-        Setting("base_url", "API base URL.", required=False, default="https://api.kaleyra.io", prompt=False),
-    )
-    flags: ClassVar[tuple[Flag, ...]] = (
-        Flag(
-            "from_report",
-            "Recordings report CSV exported from the Kaleyra platform (- reads stdin). "
-            "Kaleyra has no listing API, so list and pull need it.",
-            metavar="FILE",
-            verbs=LISTING | {"show"},
-        ),
-        Flag(
-            "id_column",
-            "Report column holding the recording id (default: found by name, e.g. 'Recording ID').",
-            metavar="NAME",
-            verbs=LISTING | {"show"},
-        ),
-        Flag(
-            "validity",
-            f"Minutes the minted link stays valid (1..{MAX_VALIDITY}).",
-            kind=int,
-            default=DEFAULT_VALIDITY,
-            metavar="MIN",
-            verbs=MINTING,
-        ),
-        Flag(
-            "link_mode",
-            "How Kaleyra hands out the link: json (download=0, link in a JSON body) or "
-            "redirect (download=1, a 301 whose Location is read, never followed with the api-key).",
-            choices=LINK_MODES,
-            default="json",
-            verbs=MINTING,
-        ),
-    )
-    ref_help: ClassVar[str] = "Recording id, as in the report's recording-id column."
-    list_help: ClassVar[str | None] = (
-        "List the recordings named in a Kaleyra report (--from-report FILE): Kaleyra has no listing API."
-    )
 
     def __init__(self, settings: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)

@@ -22,7 +22,8 @@ from recfetch.errors import (
     UsageError,
 )
 from recfetch.providers._http import parse_json
-from recfetch.providers.base import DownloadTarget, Flag, ListQuery, Provider, Recording, Setting
+from recfetch.providers.base import DownloadTarget, ListQuery, Provider, Recording
+from recfetch.providers.catalog import KAZOO
 from recfetch.providers.kazoo_wire import (
     GREGORIAN_OFFSET,
     HEX32,
@@ -149,59 +150,11 @@ class TokenAuth(httpx.Auth):
             yield request
 
 
-class KazooProvider(Provider):
+class KazooProvider(Provider, info=KAZOO):
     """Kazoo crossbar `/v2`: account or user recordings, media streamed by the API itself."""
 
-    name: ClassVar[str] = "kazoo"
-    title: ClassVar[str] = "Kazoo"
-    default_base_url: ClassVar[str | None] = None
-    settings: ClassVar[tuple[Setting, ...]] = (
-        Setting(
-            "base_url", "Kazoo server root, e.g. https://kazoo.example.com:8000 (a trailing /v2 is accepted)"
-        ),
-        Setting("account_id", "Kazoo account id (32 hex characters)"),
-        Setting(
-            "api_key",
-            "Account API key (or leave empty and use username + password)",
-            secret=True,
-            required=False,
-        ),
-        Setting(
-            "username",
-            "User name (with password and account_name, instead of api_key)",
-            required=False,
-            unless="api_key",
-        ),
-        Setting("password", "User password", secret=True, required=False, unless="api_key"),
-        Setting("account_name", "Account name the user logs in to", required=False, unless="api_key"),
-    )
-    extra_verbs: ClassVar[tuple[str, ...]] = ("tag", "delete")
     retry_after_floor: ClassVar[float | None] = 1.0
     """Kazoo's 429 (token bucket, ~10 tokens/s refill) carries no Retry-After: wait at least 1 s."""
-    flags: ClassVar[tuple[Flag, ...]] = (
-        Flag(
-            "user",
-            "Only this user's recordings (the user's 32-hex id; /users/{id}/recordings).",
-            metavar="USER_ID",
-        ),
-        Flag(
-            "filter",
-            "Kazoo filter, sent as filter_KEY=VALUE; repeatable, all must match "
-            "(e.g. direction=inbound, custom_channel_vars.queue=sales, not_owner_id=ID).",
-            repeatable=True,
-            metavar="KEY=VALUE",
-        ),
-    )
-    ref_help: ClassVar[str] = "Recording id, YYYYMM-<32 hex> (the `ref` field of `list`)."
-    list_help: ClassVar[str | None] = (
-        "List Kazoo recordings, paging to the end. Kazoo answers at most 31 days per request: "
-        "--since further back is walked in 31-day windows, newest first. Without --since the "
-        "listing covers the 31 days before --until (default now)."
-    )
-    delete_help: ClassVar[str | None] = (
-        "Kazoo deletes the metadata doc and media stored on it; copies on an external "
-        "storage provider are not deleted."
-    )
 
     def __init__(self, settings: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)

@@ -20,7 +20,8 @@ from recfetch.errors import (
     RecfetchError,
     UsageError,
 )
-from recfetch.providers.base import DownloadTarget, Flag, ListQuery, Provider, Recording, Setting
+from recfetch.providers.base import DownloadTarget, ListQuery, Provider, Recording
+from recfetch.providers.catalog import KISMET
 from recfetch.providers.paging import ListingGuard
 from recfetch.redact import register_secret, scrub_raw
 from recfetch.timeparse import parse_provider_time
@@ -30,7 +31,6 @@ __all__ = ["KismetProvider", "parse_ref"]
 
 log = logging.getLogger("recfetch.kismet")
 
-DEFAULT_BASE_URL = "https://api.kismethealth.com"
 API = "api/external/organization_users"
 
 URL_TTL = timedelta(minutes=15)
@@ -139,7 +139,7 @@ def url_expiry(url: str, *, now: datetime | None = None) -> datetime:
     return expiry
 
 
-class KismetProvider(Provider):
+class KismetProvider(Provider, info=KISMET):
     """Kismet's external API: both X-Client-ID and X-Client-Secret on every request.
 
     A recording is one egress. ``ref`` is ``USER_ID/CALL_ID/EGRESS_ID`` (the API's
@@ -147,38 +147,6 @@ class KismetProvider(Provider):
     unique (egress ids are Kismet primary keys), derivable from the ref, always
     present (unlike the LiveKit ``egress_id``) and safe in file names.
     """
-
-    name: ClassVar[str] = "kismet"
-    title: ClassVar[str] = "Kismet Health"
-    default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL
-    settings: ClassVar[tuple[Setting, ...]] = (
-        Setting("client_id", "API client id (Kismet dashboard → API credentials)"),
-        Setting(
-            "client_secret", "API client secret (shown once when the credential is created)", secret=True
-        ),
-        Setting(
-            "base_url",
-            f"API base URL (default {DEFAULT_BASE_URL})",
-            required=False,
-            default=DEFAULT_BASE_URL,
-            prompt=False,
-        ),
-    )
-    extra_verbs: ClassVar[tuple[str, ...]] = ("users", "calls")
-    flags: ClassVar[tuple[Flag, ...]] = (
-        Flag(
-            "user",
-            "Only this organization user id (repeatable); default: every user.",
-            repeatable=True,
-            metavar="ID",
-        ),
-        Flag("call", "Only this call id (needs exactly one --user).", metavar="ID"),
-        Flag("email", "Only users matching this email (Kismet's server-side filter).", metavar="EMAIL"),
-    )
-    ref_help: ClassVar[str] = "Recording ref USER_ID/CALL_ID/EGRESS_ID (the `ref` field of `list`)."
-    list_help: ClassVar[str | None] = (
-        "List the organization's recordings (users → ended calls → egresses), paging to the end."
-    )
 
     per_page: ClassVar[int] = 100
     """Asked for on every paged request; the server may cap it and echoes what it used (INF)."""

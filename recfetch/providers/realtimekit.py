@@ -22,15 +22,14 @@ from recfetch.errors import (
     UsageError,
 )
 from recfetch.providers.base import (
-    MINTING,
     DownloadTarget,
-    Flag,
     ListQuery,
     Provider,
     Recording,
-    Setting,
     iso,
 )
+from recfetch.providers.catalog import REALTIMEKIT
+from recfetch.providers.catalog import REALTIMEKIT_STATUSES as STATUSES
 from recfetch.providers.limiter import Budget
 from recfetch.providers.paging import ListingGuard
 from recfetch.providers.realtimekit_start import StartOptions, TrackOptions
@@ -51,11 +50,6 @@ __all__ = ["AUDIO_SUFFIX", "CONTROL_ACTIONS", "STATUSES", "RealtimeKitProvider"]
 
 log = logging.getLogger("recfetch.realtimekit")
 
-DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
-
-STATUSES = ("INVOKED", "RECORDING", "UPLOADING", "UPLOADED", "ERRORED", "PAUSED")
-"""`realtimekit_Recording.status` enum (spec c92b9b0f; Dyte v2 had only the first four)."""
-
 CONTROL_ACTIONS = ("stop", "pause", "resume")
 """PUT …/recordings/{id} `action` enum."""
 
@@ -72,50 +66,11 @@ _APP_ID = re.compile(r"^[a-f0-9]{32}$")
 _TOKEN_OK = re.compile(r"^[\x21-\x7e]+$")
 
 
-class RealtimeKitProvider(Provider):
+class RealtimeKitProvider(Provider, info=REALTIMEKIT):
     """`GET/POST/PUT /accounts/{account_id}/realtime/kit/{app_id}/recordings…` with a Bearer token."""
 
-    name: ClassVar[str] = "realtimekit"
-    title: ClassVar[str] = "Cloudflare RealtimeKit"
-    default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL
-    settings: ClassVar[tuple[Setting, ...]] = (
-        Setting("account_id", "Cloudflare account ID (32 hex characters, from the dashboard)."),
-        Setting("app_id", "RealtimeKit app ID (32 hex characters)."),
-        Setting(
-            "api_token",
-            "Cloudflare API token with the Realtime or Realtime Admin permission.",
-            secret=True,
-        ),
-    )
-    extra_verbs: ClassVar[tuple[str, ...]] = ("active", "start", "start-tracks", "stop", "pause", "resume")
     api_budget: ClassVar[Budget | None] = Budget(1200, 300.0)
     """Cloudflare's API: 1,200 requests per 5 minutes per token, then every call is blocked for 5 minutes."""
-    flags: ClassVar[tuple[Flag, ...]] = (
-        Flag("meeting", "Only recordings of this meeting (its UUID).", metavar="ID"),
-        Flag(
-            "status",
-            "Only recordings in this RealtimeKit status, any case; repeatable: " + ", ".join(STATUSES) + ".",
-            repeatable=True,
-            metavar="S",
-        ),
-        Flag("search", "Only recordings whose meeting id or title matches TEXT.", metavar="TEXT"),
-        Flag(
-            "expired",
-            "Only recordings expired (or not) on RealtimeKit's bucket, which keeps them 7 days.",
-            kind=bool,
-            negatable=True,
-        ),
-        Flag(
-            "audio",
-            "Fetch the audio-only export (audio_download_url) instead of the video; its ref is <uuid>_audio.",
-            kind=bool,
-            default=False,
-            verbs=MINTING,
-        ),
-    )
-    ref_help: ClassVar[str] = (
-        "Recording uuid (the `ref` field of `list`); <uuid>_audio names its audio export."
-    )
 
     def __init__(self, settings: Mapping[str, str], **kw: Any) -> None:
         self.account_id = (settings.get("account_id") or "").strip()
