@@ -7,8 +7,9 @@ Run by hand (not by pytest):
 
 The sandbox runs in a child process so its CPU does not compete with recfetch
 inside one interpreter. Each pull is a fresh `python -m recfetch` process timed
-by wall clock; its peak RSS comes from `/usr/bin/time -v` when available, else
-from `resource.getrusage(RUSAGE_CHILDREN)` (the largest child so far).
+by wall clock; its CPU seconds (user + system) and peak RSS come from
+`/usr/bin/time -v` when available (else there is no CPU figure and the RSS is
+`resource.getrusage(RUSAGE_CHILDREN)`, the largest child so far).
 The second pull of each provider finds everything in the archive: it lists,
 mints no URL and downloads nothing.
 """
@@ -54,6 +55,12 @@ def _rss_mib(stderr: str) -> float | None:
     return int(match.group(1)) / 1024 if match else None
 
 
+def _cpu_s(stderr: str) -> float | None:
+    """User + system CPU seconds from `/usr/bin/time -v`."""
+    times = re.findall(r"(?:User|System) time \(seconds\): ([0-9.]+)", stderr)
+    return sum(float(t) for t in times) if len(times) == 2 else None
+
+
 def _pull(name: str, out: Path, env: dict[str, str], extra: list[str]) -> dict[str, object]:
     cmd = [sys.executable, "-m", "recfetch", "--quiet", name, "pull", "-o", str(out), "--jsonl", *extra]
     timer = shutil.which("time") and Path("/usr/bin/time").exists()
@@ -68,7 +75,8 @@ def _pull(name: str, out: Path, env: dict[str, str], extra: list[str]) -> dict[s
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.splitlines()[-5:])
         print(f"{name}: exit {proc.returncode}\n{tail}", file=sys.stderr)
-    return {"wall": wall, "rss": rss, "code": proc.returncode, **summary}
+    cpu = _cpu_s(proc.stderr) if timer else None
+    return {"wall": wall, "rss": rss, "cpu": cpu, "code": proc.returncode, **summary}
 
 
 def main() -> int:
@@ -115,19 +123,22 @@ def main() -> int:
         server.wait(timeout=30)
 
     header = (
-        f"{'provider':<12} {'files':>6} {'MB':>8} {'pull s':>8} {'files/s':>8} {'peak RSS MiB':>13} "
+        f"{'provider':<12} {'files':>6} {'MB':>8} {'pull s':>8} {'CPU s':>7} {'files/s':>8} "
+        f"{'peak RSS MiB':>13} "
         f"{'2nd pull s':>11} {'2nd new':>8} {'exit':>5}"
     )
     print(header)
     print("-" * len(header))
     total_files = total_bytes = 0
-    total_wall = total_second = 0.0
+    total_wall = total_second = total_cpu = 0.0
     peak = 0.0
     for name, first, second in rows:
         files = int(first.get("downloaded", 0))  # type: ignore[call-overload]
         size = int(first.get("bytes", 0))  # type: ignore[call-overload]
         wall = float(first["wall"])  # type: ignore[arg-type]
         rss = float(first["rss"] or 0)  # type: ignore[arg-type]
+        cpu = float(first["cpu"] or 0)  # type: ignore[arg-type]
+        total_cpu += cpu
         total_files += files
         total_bytes += size
         total_wall += wall
@@ -136,12 +147,13 @@ def main() -> int:
         again = float(second["wall"])  # type: ignore[arg-type]
         codes = f"{first['code']}/{second['code']}"
         print(
-            f"{name:<12} {files:>6} {size / 1e6:>8.1f} {wall:>8.2f} {files / wall:>8.1f} {rss:>13.1f} "
+            f"{name:<12} {files:>6} {size / 1e6:>8.1f} {wall:>8.2f} {cpu:>7.2f} {files / wall:>8.1f} "
+            f"{rss:>13.1f} "
             f"{again:>11.2f} {second.get('downloaded', '?')!s:>8} {codes:>5}"
         )
     print("-" * len(header))
     print(
-        f"{'total':<12} {total_files:>6} {total_bytes / 1e6:>8.1f} {total_wall:>8.2f} "
+        f"{'total':<12} {total_files:>6} {total_bytes / 1e6:>8.1f} {total_wall:>8.2f} {total_cpu:>7.2f} "
         f"{total_files / max(total_wall, 1e-9):>8.1f} {peak:>13.1f} {total_second:>11.2f}"
     )
     if args.keep:

@@ -33,7 +33,7 @@ def hash_file(path: Path, *algorithms: str) -> tuple[int, dict[str, str]]:
 
 
 class ManifestWriter:
-    """Appends one line per downloaded file; each line is flushed to disk before we go on.
+    """Appends one line per downloaded file; fsynced per line, or per group with ``sync=False`` and `sync`.
 
     Lines are written with one `write` on an O_APPEND descriptor under an flock,
     so worker threads and concurrent pulls (one per provider) never interleave.
@@ -49,15 +49,21 @@ class ManifestWriter:
             ) from None
         self._lock = threading.Lock()
 
-    def append(self, entry: dict[str, Any]) -> None:
+    def append(self, entry: dict[str, Any], *, sync: bool = True) -> None:
         line = (json.dumps({k: entry.get(k) for k in FIELDS}, ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 os.write(self._fd, line)
-                os.fsync(self._fd)
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if sync:
+                os.fsync(self._fd)
+
+    def sync(self) -> None:
+        """Make every line appended so far durable (one fsync for a group of lines)."""
+        with self._lock:
+            os.fsync(self._fd)
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(OSError):

@@ -10,7 +10,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +84,42 @@ class ArchiveEntry:
     """The path column as written: a file path, or an object URL (`s3://BUCKET/KEY`)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ArchiveRow:
+    """A verified download about to be recorded (`Archive.add_rows`)."""
+
+    profile: str
+    provider: str
+    ref: str
+    where: str
+    """A file's resolved path, or an object URL (`s3://BUCKET/KEY`) as it is."""
+    size: int
+    sha256: str | None
+    provider_size: int | None
+
+    @classmethod
+    def of(cls, recording: Recording, result: Any, *, location: str | None = None) -> ArchiveRow:
+        """The row for ``recording`` downloaded as ``result`` (``location``: an object URL instead)."""
+        where = location if location is not None else str(Path(result.path).resolve())
+        return cls(
+            recording.profile,
+            recording.provider,
+            recording.ref,
+            where,
+            int(result.bytes),
+            result.sha256,
+            recording.size_bytes,
+        )
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.profile, self.provider, self.ref)
+
+    def values(self, stamp: str) -> tuple[Any, ...]:
+        """The `downloads` columns in table order, ``stamp`` as downloaded_at."""
+        return (*self.key, self.where, self.size, self.sha256, self.provider_size, stamp)
+
+
 _SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS downloads (
@@ -101,6 +137,8 @@ CREATE TABLE IF NOT EXISTS downloads (
     """
 CREATE INDEX IF NOT EXISTS downloads_by_path ON downloads (path)
 """,
+    # The commit journal of earlier versions (now a journal file beside the archive,
+    # `jobs.journal`); entries left in it are still finished at the next start.
     """
 CREATE TABLE IF NOT EXISTS pending (
     profile       TEXT NOT NULL,
@@ -145,7 +183,8 @@ class Archive:
     """Recordings already downloaded and verified, in SQLite, keyed by (profile, provider, ref).
 
     WAL mode lets other processes read while a pull writes; every write is one
-    transaction, so a crash mid-write leaves the previous state. One connection
+    transaction (a run commits its rows in groups, `jobs.groupcommit`), so a crash
+    mid-write leaves the previous state. One connection
     is shared by the batch's worker threads behind a lock (writes are tiny next
     to a download, and SQLite serialises writers anyway).
     """
@@ -218,44 +257,32 @@ class Archive:
         return entry.path
 
     def add(self, recording: Recording, result: Any, *, location: str | None = None) -> None:
-        """Record a verified download (called only after the file is final and checked).
+        """Record a verified download (called only after the file is final and checked)."""
+        self.add_rows([ArchiveRow.of(recording, result, location=location)])
 
-        ``location`` replaces the file path for a recording stored elsewhere (an object URL).
-        """
-        self.add_row(
-            recording.profile,
-            recording.provider,
-            recording.ref,
-            location if location is not None else Path(result.path),
-            int(result.bytes),
-            result.sha256,
-            recording.size_bytes,
-        )
+    def add_rows(self, rows: Sequence[ArchiveRow]) -> None:
+        """Record verified downloads in one transaction (a group commit: see `jobs.groupcommit`)."""
+        stamp = utc_stamp()
+        with self._lock, self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO downloads "
+                "(profile, provider, ref, path, bytes, sha256, provider_size, downloaded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [row.values(stamp) for row in rows],
+            )
 
-    def add_row(
-        self,
-        profile: str,
-        provider: str,
-        ref: str,
-        path: Path | str,
-        size: int,
-        sha256: str | None,
-        provider_size: int | None,
-    ) -> None:
-        """Record a verified download and close its journal entry, in one transaction.
-
-        ``path`` is a file (stored resolved) or, as a string, an object URL stored as it is.
-        """
-        where = path if isinstance(path, str) else str(path.resolve())
+    def add_row(self, row: ArchiveRow) -> None:
+        """Record one verified download and close its entry in the legacy `pending` table, together."""
         with self._lock, self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO downloads "
                 "(profile, provider, ref, path, bytes, sha256, provider_size, downloaded_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (profile, provider, ref, where, size, sha256, provider_size, utc_stamp()),
+                row.values(utc_stamp()),
             )
             db.execute(
-                "DELETE FROM pending WHERE profile = ? AND provider = ? AND ref = ?", (profile, provider, ref)
+                "DELETE FROM pending WHERE profile = ? AND provider = ? AND ref = ?",
+                (row.profile, row.provider, row.ref),
             )
 
     def owner(self, path: Path) -> tuple[str, str] | None:
@@ -266,30 +293,10 @@ class Archive:
             ).fetchone()
         return (row[0], row[1]) if row else None
 
-    # -- the commit journal: intent before the rename, reconciled at the next start --------
-
-    def intend(self, recording: Recording, path: Path, *, manifest: Path | None, sidecar: str | None) -> None:
-        """Journal a commit before the file can appear at ``path``."""
-        with self._lock, self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO pending "
-                "(profile, provider, ref, path, provider_size, manifest, sidecar, pid, started_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    recording.profile,
-                    recording.provider,
-                    recording.ref,
-                    str(path.resolve()),
-                    recording.size_bytes,
-                    str(manifest.resolve()) if manifest is not None else None,
-                    sidecar,
-                    os.getpid(),
-                    utc_stamp(),
-                ),
-            )
+    # -- the `pending` table: commit journal entries left by versions before the journal file ----
 
     def abandon(self, profile: str, provider: str, ref: str) -> None:
-        """The transfer did not produce a final file: nothing to reconcile."""
+        """Drop a `pending` entry (it was finished, or nothing came of it)."""
         with self._lock, self._tx() as db:
             db.execute(
                 "DELETE FROM pending WHERE profile = ? AND provider = ? AND ref = ?", (profile, provider, ref)

@@ -262,7 +262,7 @@ def test_an_archive_that_cannot_be_written_stops_the_run_with_exit_10_and_stays_
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "recfetch", "bird", "pull", "-o", str(out), "-j", "2"]
     limited = subprocess.run(
-        cmd, env=_env(), capture_output=True, text=True, timeout=120, preexec_fn=_file_size_limit(240_000)
+        cmd, env=_env(), capture_output=True, text=True, timeout=120, preexec_fn=_file_size_limit(40_000)
     )
     assert limited.returncode == 10, limited.stderr
     errors = [line for line in limited.stderr.splitlines() if line.startswith("error")]
@@ -278,11 +278,44 @@ def test_an_archive_that_cannot_be_written_stops_the_run_with_exit_10_and_stays_
         assert Path(path).read_bytes() == bird.content(ref) and sha(Path(path)) == digest
 
 
-def test_a_left_open_commit_is_finished_by_a_real_run_and_left_alone_by_a_dry_run(
-    cli: Any, sandbox_profile: Sandbox, tmp_path: Path
-) -> None:
+def _leave_open(db: Path, ref: str, final: Path, manifest: Path, sidecar: str, *, legacy: bool) -> None:
+    """What a run killed after the rename leaves: a journal file, or (earlier versions) a `pending` row."""
+    from recfetch.jobs.journal import Journal
     from recfetch.providers.base import Recording
     from recfetch.state import Archive
+
+    if legacy:
+        Archive(db).close()
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "INSERT INTO pending VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    "sandbox",
+                    "bird",
+                    ref,
+                    str(final.resolve()),
+                    None,
+                    str(manifest.resolve()),
+                    sidecar,
+                    99_999_999,
+                    "x",
+                ),
+            )
+        return
+    journal = Journal(db)
+    journal.intend(
+        Recording(provider="bird", profile="sandbox", ref=ref, id=ref),
+        final,
+        manifest=manifest,
+        sidecar=sidecar,
+    )
+    journal.close()  # killed: the entry stays open, the file's lock is gone
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["journal-file", "pending-table"])
+def test_a_left_open_commit_is_finished_by_a_real_run_and_left_alone_by_a_dry_run(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path, legacy: bool
+) -> None:
 
     bird = sandbox_profile["bird"]
     ref = bird.ids(status="available")[0]
@@ -292,9 +325,7 @@ def test_a_left_open_commit_is_finished_by_a_real_run_and_left_alone_by_a_dry_ru
     final.write_bytes(bird.content(ref))  # renamed into place, then the run was killed
     (out / "left-behind.mp3.part.meta").write_text("{}")
     db = Path(os.environ["RECFETCH_STATE_DIR"]) / "archive.sqlite3"
-    with Archive(db) as archive:
-        recording = Recording(provider="bird", profile="sandbox", ref=ref, id=ref)
-        archive.intend(recording, final, manifest=manifest, sidecar=json.dumps({"ref": ref}) + "\n")
+    _leave_open(db, ref, final, manifest, json.dumps({"ref": ref}) + "\n", legacy=legacy)
 
     dry = cli("bird", "pull", "-o", str(out), "--dry-run", "--manifest", str(manifest))
     assert dry.exit_code == 0, dry.output
@@ -307,3 +338,4 @@ def test_a_left_open_commit_is_finished_by_a_real_run_and_left_alone_by_a_dry_ru
     assert json.loads((out / "left-behind.mp3.json").read_text()) == {"ref": ref}
     assert not (out / "left-behind.mp3.part.meta").exists()
     assert next(e for e in files(res) if e["ref"] == ref)["reason"] == "in archive"  # not fetched twice
+    assert list(db.parent.glob("archive.sqlite3.pending-*")) == []  # finished journals are removed

@@ -516,6 +516,11 @@ class BatchRunner:
         finally:
             pool.shutdown(wait=True)
             self.result.seconds = time.monotonic() - started
+        try:
+            self.sinks.flush()  # every file reported so far is in the archive before the run ends
+        except RecfetchError as exc:
+            if self.result.run_error is None:
+                self.result.run_error = exc
         if stop.is_set() and self.result.run_error is None:
             self.result.interrupted = True
         return self.result

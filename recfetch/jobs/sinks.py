@@ -3,8 +3,10 @@
 Decisions (also in the README's cron section):
 - The archive row is written last, after the manifest line and the sidecar: a
   recording in the archive is skipped by every later run, so it must already be
-  in the manifest (for `verify`) and have its sidecar.
-- `--delete-after` deletes a recording only after its local file re-hashes to what
+  in the manifest (for `verify`) and have its sidecar. Rows are committed in
+  groups (`groupcommit`); the manifest is fsynced once per group, before it.
+- `--delete-after` deletes a recording only after its archive row is committed
+  (it forces the group) and its local file re-hashes to what
   the archive recorded (size, sha256, and the provider's checksum when it gives
   one). That covers files downloaded in this run and archived files from earlier
   runs (so a delete that failed last night is retried); a file that is merely
@@ -14,8 +16,11 @@ Decisions (also in the README's cron section):
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,12 +38,13 @@ from recfetch.errors import (
 )
 from recfetch.fsutil import write_private
 from recfetch.jobs.context import Notifier, Silent
-from recfetch.jobs.journal import reconcile, sidecar_path
+from recfetch.jobs.groupcommit import GroupCommit
+from recfetch.jobs.journal import Journal, reconcile, sidecar_path
 from recfetch.jobs.options import DownloadOptions
 from recfetch.jobs.place import Place
 from recfetch.logfile import LogFile
 from recfetch.providers.base import Provider, Recording
-from recfetch.state import Archive, ArchiveEntry, default_archive_path
+from recfetch.state import Archive, ArchiveEntry, ArchiveRow, default_archive_path
 from recfetch.urls import strip_signed
 
 Extra = dict[str, Any] | None
@@ -62,6 +68,9 @@ class Sink:
     def commit(self, recording: Recording, res: FileResult) -> Extra:
         """A file is final and verified; raise a RecfetchError to fail the recording."""
         return None
+
+    def sync(self) -> None:
+        """Make what `commit` wrote durable: called before the archive commits a group of rows."""
 
     def failure(self, exc: RecfetchError) -> tuple[str, Extra]:
         """The event's reason (and extra fields) when `commit` raised ``exc``."""
@@ -167,13 +176,24 @@ class ManifestSink(Sink):
             provider_size=recording.size_bytes,
         )
         try:
-            self.writer.append(entry)
+            self.writer.append(entry, sync=False)  # fsynced once per archive group (`sync`)
         except OSError as exc:
-            raise LocalIOError(
-                f"cannot append to the manifest {self.writer.path}: {exc.strerror}",
-                hint="free space or fix the permissions, then run again",
-            ) from None
+            raise self._error("append to", exc) from None
         return None
+
+    def sync(self) -> None:
+        if self.writer is None:
+            return
+        try:
+            self.writer.sync()
+        except OSError as exc:
+            raise self._error("sync", exc) from None
+
+    def _error(self, what: str, exc: OSError) -> LocalIOError:
+        return LocalIOError(
+            f"cannot {what} the manifest {self.path}: {exc.strerror}",
+            hint="free space or fix the permissions, then run again",
+        )
 
 
 class MetadataSink(Sink):
@@ -207,7 +227,7 @@ class MetadataSink(Sink):
 
 
 class ArchiveSink(Sink):
-    """The archive: which recordings are downloaded and verified, and where (written last)."""
+    """The archive: which recordings are downloaded and verified, and where (written last, in groups)."""
 
     stage = 30
 
@@ -217,22 +237,37 @@ class ArchiveSink(Sink):
         """Where to say what the commit journal recovered; None: a dry run, which changes nothing."""
         self.place = place or Place(Path("."))
         self.archive: Archive | None = None
+        self.journal = Journal(path)
+        self.before: Callable[[], None] | None = None
+        """What makes the earlier sinks durable before a group commits (set by `Sinks`)."""
+        self.group: GroupCommit | None = None
 
     def open(self) -> None:
         self.archive = Archive(self.path)
         if self.notes is not None:
             notes = self.notes
             reconcile(self.archive, lambda m: notes.warn(m) if m.startswith("warning: ") else notes.info(m))
+        self.group = GroupCommit(self.archive, self.journal, before=self.before)
 
     def close(self) -> None:
+        if self.group is not None:
+            self.group.close()
+            with contextlib.suppress(RecfetchError):  # what stays uncommitted stays journaled
+                self.group.flush()
+        self.journal.close()
         if self.archive is not None:
             self.archive.close()
 
     def commit(self, recording: Recording, res: FileResult) -> Extra:
-        assert self.archive is not None
+        assert self.group is not None
         location = self.place.location(res.path or "") if self.place.store is not None else None
-        self.archive.add(recording, res, location=location)
+        self.group.add(ArchiveRow.of(recording, res, location=location))
         return None
+
+    def flush(self) -> None:
+        """Commit every row handed over so far (a RecfetchError if the archive cannot be written)."""
+        if self.group is not None:
+            self.group.flush()
 
     def failure(self, exc: RecfetchError) -> tuple[str, Extra]:
         return f"downloaded, but the archive was not updated: {exc}", None
@@ -351,6 +386,7 @@ class VerifiedDeleter(Sink):
         return {"deleted": True}
 
     def commit(self, recording: Recording, res: FileResult) -> Extra:
+        self.archive_sink.flush()  # the archive row is committed before anything is deleted
         if self.place.store is not None:
             location = self.place.location(res.path or "")
             self._verify_object(recording, location, size=res.bytes, sha256=res.sha256)
@@ -395,6 +431,9 @@ class Sinks:
         self.sinks.sort(key=lambda s: s.stage)
 
     def __enter__(self) -> Sinks:
+        archive = self._of(ArchiveSink)
+        if archive is not None:
+            archive.before = functools.partial(self._sync, archive.stage)
         if self.place.store is not None:
             # Wrong credentials, a missing bucket or a read-only key stop the run here,
             # before anything is listed or minted.
@@ -414,6 +453,11 @@ class Sinks:
         for sink in sorted(self.sinks, key=lambda s: isinstance(s, LogSink)):
             sink.close()
 
+    def _sync(self, below: int) -> None:
+        for sink in self.sinks:
+            if sink.stage < below:
+                sink.sync()
+
     def _of(self, kind: type[Any]) -> Any:
         return next((s for s in self.sinks if isinstance(s, kind)), None)
 
@@ -431,12 +475,12 @@ class Sinks:
 
         Not for an object store: its objects appear whole, and their metadata is the proof.
         """
-        archive = self.archive
+        archive = self._of(ArchiveSink)
         if archive is None or self.place.store is not None:
             return
         manifest = self._of(ManifestSink)
         metadata = self._of(MetadataSink)
-        archive.intend(
+        archive.journal.intend(
             recording,
             path,
             manifest=manifest.path if manifest is not None else None,
@@ -445,8 +489,15 @@ class Sinks:
 
     def abandon(self, recording: Recording) -> None:
         """No final file came of it (failed, interrupted, already there)."""
-        if self.archive is not None:
-            self.archive.abandon(recording.profile, recording.provider, recording.ref)
+        archive = self._of(ArchiveSink)
+        if archive is not None:
+            archive.journal.abandon((recording.profile, recording.provider, recording.ref))
+
+    def flush(self) -> None:
+        """Commit the archive rows of every file handed over so far (end of a batch, before a watermark)."""
+        archive = self._of(ArchiveSink)
+        if archive is not None:
+            archive.flush()
 
     def commit(self, recording: Recording, res: FileResult) -> tuple[FileResult, Extra]:
         """Hand a verified file to each sink in order; the first refusal fails the recording."""
