@@ -166,10 +166,12 @@ def _clean(value: Any, redact: bool) -> Any:
 
 
 def _clean_mapping(value: Mapping[Any, Any], redact: bool, out: dict[Any, Any]) -> dict[Any, Any]:
-    verdicts = _KEY_VERDICTS
+    keys = _KEYS
     for k, v in value.items():
-        credential = verdicts.get(k)
-        if credential or (credential is None and is_credential_key(k)):
+        key = keys.get(k)
+        if key is None:
+            key = _clean_key(k)
+        if key is _DROP:
             continue
         if isinstance(v, str):
             if v[:1] in _H or not v.isascii():  # else plain text: kept as it is (the usual case)
@@ -178,8 +180,20 @@ def _clean_mapping(value: Mapping[Any, Any], redact: bool, out: dict[Any, Any]) 
                     continue
         elif v is not None and type(v) not in _SCALARS:
             v = _clean(v, redact)
-        out[k if type(k) is str and k.isascii() else valid_text(k)] = v
+        out[key] = v
     return out
+
+
+_KEYS: dict[str, Any] = {}
+"""Key name -> the key as written in a clean mapping, or `_DROP` for a credential's key: the
+same few dozen names come on every record (up to `_KEY_VERDICTS_MAX` names are remembered)."""
+
+
+def _clean_key(key: Any) -> Any:
+    clean = _DROP if is_credential_key(key) else valid_str(key) if isinstance(key, str) else valid_text(key)
+    if type(key) is str and len(_KEYS) < _KEY_VERDICTS_MAX:
+        _KEYS[key] = clean
+    return clean
 
 
 def _clean_text(text: str, redact: bool) -> Any:

@@ -303,7 +303,7 @@ class EventWriter:
     def file(self, event: dict[str, Any]) -> None:
         with self._lock:
             if self.fmt == "jsonl":
-                self.ui.line(json.dumps(event, ensure_ascii=False))
+                self.ui.line(_ENCODE_JSON(event))
             elif self.fmt == "json":
                 self._items.append(event)
             elif self.fmt == "csv":

@@ -309,11 +309,18 @@ def _listed(
 ) -> DownloadTarget | None:
     """The presigned URL the listing carried, with its published expiry (used if far enough off)."""
     expires = parse_provider_time(obj.get("download_url_expiry"))
-    if not url or expires is None or urlsplit(url).scheme not in ("http", "https"):
+    if not url or expires is None or not _http_url(url):
         return None
     return DownloadTarget(
         url=url, expires_at=expires, size_bytes=size, filename=filename, media_type=media_type
     )
+
+
+def _http_url(url: str) -> bool:
+    """Whether ``url``'s scheme is http or https (a plain prefix, the usual case, needs no parse)."""
+    if url[:8].lower().startswith(("http://", "https://")):
+        return True
+    return urlsplit(url).scheme in ("http", "https")
 
 
 def _missing_file_reason(obj: Mapping[str, Any], *, audio: bool, video_url: str | None) -> str:
