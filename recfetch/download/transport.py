@@ -254,11 +254,14 @@ class _TunedStream(httpcore.NetworkStream):
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _ready(self) -> bool:
+        """More bytes can be read at once: only asked of TLS, whose reads stop at a 16 KiB
+        record; a plain socket's read already took everything that had arrived."""
         pending = getattr(self._sock, "pending", None)
-        if pending is not None:
-            with suppress(OSError, ValueError):
-                if pending() > 0:
-                    return True
+        if pending is None:
+            return False
+        with suppress(OSError, ValueError):
+            if pending() > 0:
+                return True
         if self._poll is None:
             return False
         try:
@@ -275,7 +278,8 @@ class _TunedStream(httpcore.NetworkStream):
         if buffer is None or len(buffer) < want:
             buffer = self._buffer = bytearray(want)
         try:
-            sock.settimeout(timeout)
+            if sock.gettimeout() != timeout:
+                sock.settimeout(timeout)  # a system call (and a GIL hand-off): only on a change
             n = sock.recv_into(buffer, want)
         except TimeoutError as exc:
             raise httpcore.ReadTimeout(str(exc)) from exc
