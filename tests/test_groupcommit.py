@@ -267,3 +267,55 @@ def test_the_watermark_moves_only_after_every_row_of_the_run_is_committed(
     assert res.exit_code == 0, res.output
     downloaded = {e["ref"] for e in res.jsonl() if e.get("outcome") == "downloaded"}
     assert downloaded and at_move == [downloaded]
+
+
+# ---------------------------------------------------------------------------
+# the journal file: compacted while a run goes on, never touched while its run lives
+
+
+def test_a_long_runs_journal_is_compacted_to_its_open_entries_and_still_finishes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recfetch.jobs.journal as journal_mod
+
+    monkeypatch.setattr(journal_mod, "COMPACT_AT", 1)  # compact after every group
+    db = tmp_path / "a.sqlite3"
+    left = tmp_path / "left.mp3"
+    left.write_bytes(b"12345")
+    with Archive(db) as archive:
+        journal = Journal(db)
+        journal.intend(recording("left"), left, manifest=None, sidecar=None)  # never committed
+        group = GroupCommit(archive, journal, max_rows=4, max_age=3600)
+        for n in range(40):
+            journal.intend(recording(f"r{n}"), tmp_path / f"r{n}.mp3", manifest=None, sidecar=None)
+            group.add(row(tmp_path, f"r{n}"))
+        [path] = journal_files(db)  # 41 intents and 10 groups written: only the open entry is kept
+        assert [json.loads(x)["key"][2] for x in path.read_text().splitlines()] == ["left"]
+        group.close()
+        journal.close()  # the run dies with "left" open
+
+    messages: list[str] = []
+    with Archive(db) as archive:
+        assert journal_mod.reconcile(archive, messages.append) == 1
+    assert "left" in committed(db) and journal_files(db) == []
+    assert messages and "(left), left complete but unrecorded" in messages[0]
+
+
+def test_a_live_runs_journal_is_left_alone_and_a_dead_compactions_temp_file_is_removed(
+    tmp_path: Path,
+) -> None:
+    import recfetch.jobs.journal as journal_mod
+
+    db = tmp_path / "a.sqlite3"
+    final = tmp_path / "live.mp3"
+    final.write_bytes(b"12345")
+    live = Journal(db)
+    live.intend(recording("live"), final, manifest=None, sidecar=None)  # its run still holds the lock
+    [path] = journal_files(db)
+    stale = path.with_name(f".{path.name.replace('pending-', 'pending-1-')}.tmp")
+    stale.write_text("{}\n")  # a dead run's compaction, cut short before its rename
+    with Archive(db) as archive:
+        assert journal_mod.reconcile(archive, lambda m: None) == 0
+    assert committed(db) == set() and journal_files(db) == [path]
+    assert not stale.exists()
+    live.close()

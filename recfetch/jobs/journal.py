@@ -46,10 +46,10 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def journal_files(archive_path: Path) -> list[Path]:
-    """The journal files of runs on the archive at ``archive_path`` (live or dead)."""
+def journal_files(archive_path: Path, *, temporary: bool = False) -> list[Path]:
+    """The journal files of runs on the archive (live or dead), or their compactions' temp files."""
     pattern = f"{glob.escape(archive_path.name)}.pending-*.jsonl"
-    return sorted(archive_path.parent.glob(pattern))
+    return sorted(archive_path.parent.glob(f".{pattern}.tmp" if temporary else pattern))
 
 
 class Journal:
@@ -125,13 +125,19 @@ class Journal:
         """Replace the file with one holding only the open entries (locked before it appears)."""
         assert self.path is not None
         tmp = self.path.with_name(f".{self.path.name}.tmp")
+        payload = b"".join(self._open.values())
         try:
             fd = _locked(tmp, os.O_TRUNC)
-            payload = b"".join(self._open.values())
+        except OSError:
+            return  # the long file is still correct; try again after the next group
+        try:
             os.write(fd, payload)
             os.replace(tmp, self.path)
         except OSError:
-            return  # the long file is still correct; try again after the next group
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return
         os.close(self._fd)
         self._fd, self._size = fd, len(payload)
 
@@ -323,4 +329,9 @@ def reconcile(archive: Archive, say: Callable[[str], None]) -> int:
             archive.abandon(entry.profile, entry.provider, entry.ref)
     for path in journal_files(archive.path):
         recovered += _reconcile_file(archive, path, say)
+    for path in journal_files(archive.path, temporary=True):  # a compaction cut short by a kill
+        fd = _claim(path)
+        if fd is not None:
+            path.unlink(missing_ok=True)  # its entries are still in the journal it was to replace
+            os.close(fd)
     return recovered
