@@ -260,8 +260,14 @@ def recording_of(obj: Any, *, profile: str, audio: bool, where: str) -> Recordin
     audio_url = text_of(obj.get("audio_download_url"))
     url = audio_url if audio else video_url
     downloadable = provider_status == "UPLOADED" and bool(url)
-    if provider_status == "UPLOADED" and not url:
-        reason = _missing_file_reason(obj, audio=audio, video_url=video_url)
+    expiry = parse_provider_time(obj.get("download_url_expiry")) if provider_status == "UPLOADED" else None
+    started = parse_provider_time(obj.get("started_time"))
+    ended = parse_provider_time(obj.get("stopped_time"))
+    missing = provider_status == "UPLOADED" and not url
+    # Each time is parsed once; invoked_time only stands in for a missing start or stop.
+    invoked = parse_provider_time(obj.get("invoked_time")) if not started or (missing and not ended) else None
+    if missing:
+        reason = _missing_file_reason(obj, expiry, ended or invoked, audio=audio, video_url=video_url)
     name = text_of(obj.get("output_file_name"))
     if audio:
         media_type = _media_type(audio_url, _AUDIO_TYPES) or ("audio/mp4" if audio_url else None)
@@ -283,9 +289,8 @@ def recording_of(obj: Any, *, profile: str, audio: bool, where: str) -> Recordin
         status=status,
         provider_status=provider_status,
         downloadable=downloadable,
-        started_at=parse_provider_time(obj.get("started_time"))
-        or parse_provider_time(obj.get("invoked_time")),
-        ended_at=parse_provider_time(obj.get("stopped_time")),
+        started_at=started or invoked,
+        ended_at=ended,
         duration_s=_float(duration),
         size_bytes=size,
         media_type=media_type,
@@ -293,7 +298,7 @@ def recording_of(obj: Any, *, profile: str, audio: bool, where: str) -> Recordin
         call_id=text_of(obj.get("session_id")),
         raw=_raw(obj),
         skip_reason=None if downloadable else reason,
-        listed=_listed(url, obj, size=size, filename=filename, media_type=media_type)
+        listed=_listed(url, expiry, size=size, filename=filename, media_type=media_type)
         if downloadable
         else None,
     )
@@ -301,14 +306,13 @@ def recording_of(obj: Any, *, profile: str, audio: bool, where: str) -> Recordin
 
 def _listed(
     url: str | None,
-    obj: Mapping[str, Any],
+    expires: datetime | None,
     *,
     size: int | None,
     filename: str | None,
     media_type: str | None,
 ) -> DownloadTarget | None:
     """The presigned URL the listing carried, with its published expiry (used if far enough off)."""
-    expires = parse_provider_time(obj.get("download_url_expiry"))
     if not url or expires is None or not _http_url(url):
         return None
     return DownloadTarget(
@@ -323,9 +327,14 @@ def _http_url(url: str) -> bool:
     return urlsplit(url).scheme in ("http", "https")
 
 
-def _missing_file_reason(obj: Mapping[str, Any], *, audio: bool, video_url: str | None) -> str:
-    expiry = parse_provider_time(obj.get("download_url_expiry"))
-    uploaded = parse_provider_time(obj.get("stopped_time")) or parse_provider_time(obj.get("invoked_time"))
+def _missing_file_reason(
+    obj: Mapping[str, Any],
+    expiry: datetime | None,
+    uploaded: datetime | None,
+    *,
+    audio: bool,
+    video_url: str | None,
+) -> str:
     now = datetime.now(UTC)
     if (expiry and expiry <= now) or (expiry is None and uploaded and uploaded + RETENTION <= now):
         when = f" on {iso(expiry)}" if expiry else ""
