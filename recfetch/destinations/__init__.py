@@ -2,6 +2,7 @@
 
     objectstore.py  ObjectStore: one s3://BUCKET/PREFIX; HEAD proofs, reads, state files, errors
     upload.py       ObjectUpload: one recording streamed in, verified, then made visible
+    spool.py        anonymous temporary files for parts, and the process-wide lane of sends
     settings.py     the store's AWS_* settings, environment over [profiles.P.destination]
 
 `-o` takes either: `is_store_url` tells them apart, and everything that is not

@@ -17,9 +17,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from recfetch.destinations.settings import StoreSettings
+from recfetch.destinations.spool import spool_dir
 from recfetch.destinations.upload import ObjectUpload
 from recfetch.errors import ConfigError, LocalIOError, RecfetchError, TransferError, UsageError
 from recfetch.urls import is_loopback
@@ -117,10 +119,14 @@ def _load_boto3() -> Any:
 class ObjectStore:
     """One bucket and prefix; thread-safe (one boto3 client shared by the --jobs threads)."""
 
-    def __init__(self, url: StoreURL, settings: StoreSettings, *, jobs: int = 16) -> None:
+    def __init__(self, url: StoreURL, settings: StoreSettings, *, jobs: int = 16,
+                 spool: Path | None = None) -> None:
         self.url = url
         self.settings = settings
         self.jobs = jobs
+        self._spool_base = spool
+        """Where uploads spool their parts; None: ``STATE_DIR/spool`` (see `spool.spool_dir`)."""
+        self._spool: Path | None = None
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -171,6 +177,14 @@ class ObjectStore:
                 f"cannot configure the store {self.url}: {exc}",
                 hint="check the AWS_* environment or [profiles.PROFILE.destination]",
             ) from None
+
+    @property
+    def spool(self) -> Path:
+        """The private folder uploads spool their parts in, created on first use."""
+        with self._lock:
+            if self._spool is None:
+                self._spool = spool_dir(self._spool_base)
+            return self._spool
 
     # -- names --------------------------------------------------------------------
 
@@ -278,7 +292,7 @@ class ObjectStore:
     def upload(self, stage_id: str, *, size_hint: int | None = None,
                content_type: str | None = None) -> ObjectUpload:
         """A new upload; it becomes visible only through `ObjectUpload.commit`."""
-        return ObjectUpload(self, self.key(f"{STATE_DIR}uploads/{stage_id}"),
+        return ObjectUpload(self, self.key(f"{STATE_DIR}uploads/{stage_id}"), spool=self.spool,
                             size_hint=size_hint, content_type=content_type)
 
     def read(self, key: str) -> Iterator[bytes]:

@@ -1,17 +1,21 @@
-"""One recording streamed into the store: bounded memory, verified, visible only when complete.
+"""One recording streamed into the store: constant memory, verified, visible only when complete.
 
 S3 fixes an object's user metadata when its upload starts, but the SHA-256 of a
 streamed recording is known only at its end. So:
 
-- a recording that fits in one part (up to `PART_SIZE`) is held in memory and
-  written with a single PUT that carries the metadata: atomic by nature;
+- a recording that fits in one part (up to `PART_SIZE`) is written with a
+  single PUT that carries the metadata: atomic by nature;
 - a larger one goes as a multipart upload to a staging key under
-  ``PREFIX/.recfetch/uploads/`` (never a final key), one part in memory at a
-  time; after the byte count and SHA-256 are checked it is completed, copied
-  server-side to its final key with the metadata (`sha256`, `size`, `provider`,
-  `ref`), and the staging object is deleted. Up to `PARTS_IN_FLIGHT` parts
-  upload on helper threads while the next one fills, so memory stays at
-  ``(PARTS_IN_FLIGHT + 1) * PART_SIZE`` per recording whatever its size.
+  ``PREFIX/.recfetch/uploads/`` (never a final key); after the byte count and
+  SHA-256 are checked it is completed, copied server-side to its final key with
+  the metadata (`sha256`, `size`, `provider`, `ref`), and the staging object is
+  deleted.
+
+No part is held in memory: each fills an anonymous temporary file (see
+`spool`) and is sent from there, up to `PARTS_IN_FLIGHT` per recording while the
+next one fills, and never more than `spool.SENDS_AT_ONCE` sends in the whole
+process. Memory is therefore the same at any ``--jobs`` and any size; the disk
+holds at most ``(jobs + SENDS_AT_ONCE) * PART_SIZE`` bytes of spooled parts.
 
 `abort` (failure, SIGINT/SIGTERM) aborts the multipart upload; an upload left
 behind by a killed process is aborted when the same recording is next uploaded,
@@ -23,9 +27,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from recfetch.destinations.spool import LANE, Spooled
 from recfetch.errors import IntegrityError
 
 if TYPE_CHECKING:
@@ -51,26 +57,26 @@ def part_size_for(size_hint: int | None) -> int:
 class ObjectUpload:
     """Used by one thread: `write` bytes, then `commit(final_key, metadata)` or `abort()`."""
 
-    def __init__(self, store: ObjectStore, stage_key: str, *, size_hint: int | None = None,
-                 content_type: str | None = None) -> None:
+    def __init__(self, store: ObjectStore, stage_key: str, *, spool: Path,
+                 size_hint: int | None = None, content_type: str | None = None) -> None:
         self.store = store
         self.stage_key = stage_key
+        self.spool = spool
         self.content_type = content_type or "application/octet-stream"
         self.part_size = part_size_for(size_hint)
-        self._buffer = bytearray(self.part_size)
-        self._filled = 0
+        self._part: Spooled | None = None
+        """The part filling now, in its own anonymous file (None until a byte arrives)."""
         self._sha = hashlib.sha256()
         self._size = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._staged = False
-        self._sender: ThreadPoolExecutor | None = None
         self._in_flight: deque[Future[dict[str, Any]]] = deque()
         self.committed_key: str | None = None
 
     @property
     def size(self) -> int:
-        """Bytes received so far (uploaded or buffered)."""
+        """Bytes received so far (uploaded or spooled)."""
         return self._size
 
     @property
@@ -81,17 +87,18 @@ class ObjectUpload:
     def write(self, data: bytes) -> None:
         if not data:
             return
-        self._sha.update(data)
-        self._size += len(data)
         view = memoryview(data)
         while view:
-            room = self.part_size - self._filled
-            taken = view[:room]
-            self._buffer[self._filled : self._filled + len(taken)] = taken
-            self._filled += len(taken)
+            if self._part is None:
+                self._part = Spooled(self.spool)
+            part = self._part
+            taken = view[: self.part_size - part.length]
+            part.write(taken)
             view = view[len(taken):]
-            if self._filled == self.part_size:
+            if part.length == self.part_size:
                 self._send_part()
+        self._sha.update(data)
+        self._size += len(data)
 
     def sha256(self) -> str:
         return self._sha.hexdigest()
@@ -102,7 +109,6 @@ class ObjectUpload:
     def truncate(self) -> None:
         """Start over from byte 0 (the source restarted): drop everything sent so far."""
         self.abort()
-        self._filled = 0
         self._sha = hashlib.sha256()
         self._size = 0
 
@@ -130,29 +136,33 @@ class ObjectUpload:
         if self.store.head(self.stage_key) is not None:
             client.delete_object(Bucket=bucket, Key=self.stage_key)
 
-    def _take(self) -> bytearray:
-        """The filled bytes as a part body; a fresh buffer takes their place."""
-        body = self._buffer if self._filled == self.part_size else self._buffer[: self._filled]
-        self._buffer = bytearray(self.part_size)
-        self._filled = 0
-        return body
-
     def _send_part(self) -> None:
-        """Hand the filled buffer to a sender thread (waiting while too many parts are in flight)."""
-        if self._upload_id is None:
-            self._begin()
-        while len(self._in_flight) >= PARTS_IN_FLIGHT:
-            self._parts.append(self._in_flight.popleft().result())
-        if self._sender is None:
-            self._sender = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="recfetch-upload")
-        number = len(self._parts) + len(self._in_flight) + 1
-        self._in_flight.append(self._sender.submit(self._upload_part, self._take(), number, self._upload_id))
+        """Hand the filled part to the lane (waiting while too many parts are in flight).
 
-    def _upload_part(self, body: bytearray, number: int, upload_id: str | None) -> dict[str, Any]:
+        From here the part's file belongs to the send, which closes it when done.
+        """
+        part, self._part = self._part, None
+        if part is None:
+            return
         try:
+            if self._upload_id is None:
+                self._begin()
+            while len(self._in_flight) >= PARTS_IN_FLIGHT:
+                self._parts.append(self._in_flight.popleft().result())
+        except BaseException:
+            part.close()
+            raise
+        number, upload_id = len(self._parts) + len(self._in_flight) + 1, self._upload_id
+        self._in_flight.append(
+            LANE.submit(lambda: self._upload_part(part, number, upload_id), part.close)
+        )
+
+    def _upload_part(self, part: Spooled, number: int, upload_id: str | None) -> dict[str, Any]:
+        try:
+            part.seek(0)
             answer = self.store.client.upload_part(
                 Bucket=self.store.url.bucket, Key=self.stage_key, UploadId=upload_id,
-                PartNumber=number, Body=body,
+                PartNumber=number, Body=part, ContentLength=part.length,
             )
         except Exception as exc:
             raise self.store.error(exc, "write to", self.stage_key) from None
@@ -163,17 +173,17 @@ class ObjectUpload:
         while self._in_flight:
             self._parts.append(self._in_flight.popleft().result())
 
-    def _stop_sender(self) -> None:
+    def _drain(self) -> None:
+        """Wait for every send in flight, ignoring failures; drop the part filling now."""
         while self._in_flight:
             future = self._in_flight.popleft()
-            future.cancel()
             try:
                 future.result()
             except BaseException:
                 pass
-        if self._sender is not None:
-            self._sender.shutdown(wait=True)
-            self._sender = None
+        part, self._part = self._part, None
+        if part is not None:
+            part.close()
 
     # -- finishing ------------------------------------------------------------------
 
@@ -197,21 +207,28 @@ class ObjectUpload:
         self.committed_key = final_key
 
     def _put_whole(self, final_key: str, meta: dict[str, str]) -> None:
-        body = bytes(self._take())
-        try:
+        part, self._part = self._part, None
+
+        def put() -> None:
+            if part is not None:
+                part.seek(0)
             self.store.client.put_object(
-                Bucket=self.store.url.bucket, Key=final_key, Body=body,
-                ContentType=self.content_type, Metadata=meta,
+                Bucket=self.store.url.bucket, Key=final_key, Body=part if part is not None else b"",
+                ContentLength=self._size, ContentType=self.content_type, Metadata=meta,
             )
+
+        try:
+            LANE.call(put)
         except Exception as exc:
             raise self.store.error(exc, "write to", final_key) from None
+        finally:
+            if part is not None:
+                part.close()
 
     def _complete(self, final_key: str, meta: dict[str, str]) -> None:
         client, bucket, stage = self.store.client, self.store.url.bucket, self.stage_key
-        if self._filled:
-            self._send_part()
+        self._send_part()
         self._settle()
-        self._stop_sender()
         try:
             client.complete_multipart_upload(
                 Bucket=bucket, Key=stage, UploadId=self._upload_id,
@@ -258,7 +275,7 @@ class ObjectUpload:
     def abort(self) -> None:
         """Abort the multipart upload and drop a staged copy; never raises (runs on error paths)."""
         client, bucket = self.store.client, self.store.url.bucket
-        self._stop_sender()
+        self._drain()
         upload_id, self._upload_id = self._upload_id, None
         self._parts = []
         if upload_id is not None:
