@@ -4,6 +4,7 @@ Run by hand (not by pytest):
 
     python bench/pull_1000.py                      # 300 recordings per provider
     python bench/pull_1000.py --recordings 500 --jobs 8
+    python bench/pull_1000.py --records             # with --manifest and --write-metadata too
 
 The sandbox runs in a child process so its CPU does not compete with recfetch
 inside one interpreter. Each pull is a fresh `python -m recfetch` process timed
@@ -87,6 +88,11 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--out-dir", type=Path, default=None, help="where to download (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the downloaded files and state")
+    parser.add_argument(
+        "--records",
+        action="store_true",
+        help="also write a manifest and sidecars (--manifest, --write-metadata): every per-file record",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="recfetch-bench-", dir=args.out_dir))
@@ -112,6 +118,8 @@ def main() -> int:
         rows = []
         for name in names:
             extra = ["--jobs", str(args.jobs)]
+            if args.records:
+                extra += ["--manifest", str(work / f"{name}.manifest.jsonl"), "--write-metadata"]
             if name == "kaleyra":
                 extra += ["--from-report", str(report)]
             first = _pull(name, work / "out" / name, env, extra)
