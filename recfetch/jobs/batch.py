@@ -377,7 +377,7 @@ def threads_for(jobs: int) -> int:
     (`Downloader(transfers=...)`), so a few threads beyond ``jobs`` start the next
     transfers meanwhile."""
     jobs = max(1, jobs)
-    return jobs + max(2, jobs // 8)
+    return jobs + max(4, jobs // 4)
 
 
 class BatchRunner:
