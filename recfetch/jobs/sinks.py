@@ -203,6 +203,8 @@ class MetadataSink(Sink):
 
     def __init__(self, place: Place | None = None) -> None:
         self.place = place or Place(Path("."))
+        self.journaled: dict[str, str] = {}
+        """Sidecar text rendered for the commit journal, by ref, until its commit writes it (once)."""
 
     @staticmethod
     def render(recording: Recording) -> str:
@@ -211,13 +213,13 @@ class MetadataSink(Sink):
 
     def commit(self, recording: Recording, res: FileResult) -> Extra:
         path = sidecar_path(Path(res.path or ""))
+        text = self.journaled.pop(recording.ref, None) or self.render(recording)
         store = self.place.store
         if store is not None:  # `KEY.json` beside the object, one PUT
-            body = self.render(recording).encode()
-            store.write_object(store.key(path.as_posix()), body, content_type="application/json")
+            store.write_object(store.key(path.as_posix()), text.encode(), content_type="application/json")
             return None
         try:
-            write_private(path, self.render(recording).encode())
+            write_private(path, text.encode())
         except OSError as exc:
             raise LocalIOError(
                 f"cannot write {path}: {exc.strerror}",
@@ -480,18 +482,24 @@ class Sinks:
             return
         manifest = self._of(ManifestSink)
         metadata = self._of(MetadataSink)
+        sidecar = metadata.render(recording) if metadata is not None else None
         archive.journal.intend(
-            recording,
-            path,
-            manifest=manifest.path if manifest is not None else None,
-            sidecar=metadata.render(recording) if metadata is not None else None,
+            recording, path, manifest=manifest.path if manifest is not None else None, sidecar=sidecar
         )
+        if metadata is not None and sidecar is not None:
+            metadata.journaled[recording.ref] = sidecar  # the commit writes this very text
 
     def abandon(self, recording: Recording) -> None:
         """No final file came of it (failed, interrupted, already there)."""
         archive = self._of(ArchiveSink)
         if archive is not None:
             archive.journal.abandon((recording.profile, recording.provider, recording.ref))
+        self._forget(recording)
+
+    def _forget(self, recording: Recording) -> None:
+        metadata = self._of(MetadataSink)
+        if metadata is not None:
+            metadata.journaled.pop(recording.ref, None)
 
     def flush(self) -> None:
         """Commit the archive rows of every file handed over so far (end of a batch, before a watermark)."""
@@ -506,6 +514,7 @@ class Sinks:
             try:
                 extra.update(sink.commit(recording, res) or {})
             except RecfetchError as exc:
+                self._forget(recording)
                 reason, more = sink.failure(exc)
                 extra.update(more or {})
                 return _failed(res, exc, reason), extra or None
