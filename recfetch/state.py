@@ -244,6 +244,21 @@ class Archive:
             ).fetchone()
         return _entry(row) if row else None
 
+    def get_many(self, provider: str, profile: str, refs: list[str]) -> dict[str, ArchiveEntry]:
+        """The rows of those ``refs`` the archive has, in one query per 500 refs (a listing page)."""
+        found: dict[str, ArchiveEntry] = {}
+        for start in range(0, len(refs), 500):
+            chunk = refs[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT profile, provider, ref, path, bytes, sha256, provider_size, downloaded_at "
+                    f"FROM downloads WHERE profile = ? AND provider = ? AND ref IN ({marks})",
+                    (profile, provider, *chunk),
+                ).fetchall()
+            found.update((row[2], _entry(row)) for row in rows)
+        return found
+
     def has(self, provider: str, profile: str, ref: str) -> Path | None:
         """The archived file's path when the recording was downloaded and the file is still there.
 

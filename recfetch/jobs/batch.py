@@ -240,6 +240,9 @@ class Recent:
         return len(self._items)
 
 
+_UNKNOWN: Any = object()
+
+
 class Planner:
     """The skip rules of a batch, in one place and one order."""
 
@@ -251,6 +254,17 @@ class Planner:
         self.seen_paths = Recent()
         """Paths given out in this run, and to which ref."""
         self.fetches = 0
+        self._page_rows: dict[str, ArchiveEntry | None] = {}
+        """The archive's rows for the refs of the listing page being planned (see `prefetch`)."""
+
+    def prefetch(self, refs: list[str]) -> None:
+        """A listing page's refs, before its recordings come: their archive rows in one query
+        instead of one per recording (a nothing-new pull looks up every listed recording)."""
+        archive = self.sinks.archive
+        if archive is None or self.opts.overwrite:
+            return
+        rows = archive.get_many(self.provider.name, self.provider.profile, refs)
+        self._page_rows = {ref: rows.get(ref) for ref in refs}
 
     def archived(self, recording: Recording) -> ArchiveEntry | None:
         """The archive's row for ``recording`` when its file is still there (and --overwrite is off)."""
@@ -258,7 +272,9 @@ class Planner:
         if archive is None or self.opts.overwrite:
             return None
         ref = recording.ref
-        entry = archive.get(self.provider.name, self.provider.profile, ref)
+        entry = self._page_rows.pop(ref, _UNKNOWN)
+        if entry is _UNKNOWN:
+            entry = archive.get(self.provider.name, self.provider.profile, ref)
         if entry is not None and not self.sinks.place.holds(entry.location, recording, sha256=entry.sha256):
             # The archive says done but the file is gone: the recording may still exist
             # only at the provider, so fetch it again rather than trust the record.
@@ -498,6 +514,7 @@ class BatchRunner:
         started = time.monotonic()
         stop = self.ctx.stop
         pool = ThreadPoolExecutor(max_workers=threads_for(self.opts.jobs), thread_name_prefix="recfetch-dl")
+        self.provider.on_page = self.planner.prefetch
         try:
             for item in _until_stopped(items, stop):
                 if not self._handle(pool, item):
@@ -514,6 +531,7 @@ class BatchRunner:
             self._drain(0)
             self.result.interrupted = True
         finally:
+            self.provider.on_page = None
             pool.shutdown(wait=True)
             self.result.seconds = time.monotonic() - started
         try:

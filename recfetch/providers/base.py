@@ -11,7 +11,7 @@ import abc
 import dataclasses
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -346,6 +346,9 @@ class Provider(abc.ABC):
             retry_after_floor=self.retry_after_floor,
             limiter=ApiLimiter(api_concurrency, budget=self.api_budget),
         )
+        self.on_page: Callable[[list[str]], None] | None = None
+        """Called by a listing with the refs of a page before it yields the page's recordings
+        (where the provider knows them): a batch looks their archive rows up in one query."""
 
     def base_url(self) -> str:
         """Where the API is reached: the profile's base_url or the public default."""

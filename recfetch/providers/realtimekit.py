@@ -41,6 +41,7 @@ from recfetch.providers.realtimekit_wire import (
     last_page,
     map_error,
     recording_of,
+    ref_of,
     text_of,
 )
 from recfetch.timeparse import parse_provider_time
@@ -233,6 +234,8 @@ class RealtimeKitProvider(Provider, info=REALTIMEKIT):
                     hint="check that base_url points at the Cloudflare API",
                     provider=self.name,
                 )
+            if self.on_page is not None:
+                self.on_page([ref_of(obj, audio) for obj in data if isinstance(obj, dict) and obj.get("id")])
             for obj in data:
                 recording = self._record(obj, audio=audio, where=f"page {page}")
                 if guard.is_new(str(obj["id"]).strip()) and in_window(obj, query.since, query.until):

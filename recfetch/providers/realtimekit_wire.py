@@ -243,6 +243,11 @@ def _gateway_error(status: int, errors: list[Any], *, account_id: str, app_id: s
     return Rejected(f"the Cloudflare API refused the request (HTTP {status}): {said}")
 
 
+def ref_of(obj: Mapping[str, Any], audio: bool) -> str:
+    """The ref of a recording object with an id (of its audio export, ``audio``)."""
+    return str(obj["id"]).strip() + (AUDIO_SUFFIX if audio else "")
+
+
 def recording_of(obj: Any, *, profile: str, audio: bool, where: str) -> Recording:
     """One RealtimeKit recording object (or its audio export, ``audio``) as a Recording."""
     if not isinstance(obj, dict) or not text_of(obj.get("id")):
@@ -251,7 +256,6 @@ def recording_of(obj: Any, *, profile: str, audio: bool, where: str) -> Recordin
             hint="check that base_url points at the Cloudflare API",
             provider=NAME,
         )
-    base_id = str(obj["id"]).strip()
     provider_status = str(obj.get("status") or "").upper() or None
     status, reason = _STATE.get(provider_status or "", ("unknown", None))
     if status == "unknown":
@@ -280,7 +284,7 @@ def recording_of(obj: Any, *, profile: str, audio: bool, where: str) -> Recordin
         filename = name
         size = _int(obj.get("file_size"))
     duration = obj.get("recording_duration")
-    rid = base_id + (AUDIO_SUFFIX if audio else "")
+    rid = ref_of(obj, audio)
     return Recording(
         provider=NAME,
         profile=profile,
