@@ -14,6 +14,7 @@ import pytest
 
 from recfetch.download import Downloader, engine
 from recfetch.download.partfile import Budget
+from recfetch.providers.base import DownloadTarget
 from recfetch.sandbox.storage import Storage
 
 pytest.register_assert_rewrite("fixtures_download")
@@ -128,6 +129,34 @@ def test_the_next_transfer_receives_while_a_finished_file_is_made_durable(
         )
         results = {"a.mp3": first.result(timeout=60), "b.mp3": second.result(timeout=60)}
     assert overlapped.is_set()
+    for key, result in results.items():
+        assert_complete(result, tmp_path / key, storage, key)
+
+
+def test_the_next_url_is_minted_while_another_transfer_holds_the_only_slot(
+    storage: Storage, downloaders: Callable[..., Downloader], tmp_path: Path
+) -> None:
+    """A provider's mint (an API call) for file b does not wait for a transfer slot."""
+    downloader = downloaders(transfers=1)
+    for key in ("a.mp3", "b.mp3"):
+        storage.put(key, size=400_000)
+    storage.throttle(1_000_000)  # a's body takes ~0.4 s and holds the slot meanwhile
+    minted: dict[str, bool] = {}
+
+    def mint_b() -> DownloadTarget:
+        part = tmp_path / "a.mp3.part"
+        minted["while a receives"] = part.exists() and part.stat().st_size < 400_000
+        return Minter(storage, "b.mp3")()
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(
+            downloader.fetch, recording("a", 400_000), tmp_path / "a.mp3", Minter(storage, "a.mp3")
+        )
+        while not storage.server.requests("a.mp3"):
+            time.sleep(0.005)  # a holds the slot
+        second = pool.submit(downloader.fetch, recording("b", 400_000), tmp_path / "b.mp3", mint_b)
+        results = {"a.mp3": first.result(timeout=60), "b.mp3": second.result(timeout=60)}
+    assert minted == {"while a receives": True}
     for key, result in results.items():
         assert_complete(result, tmp_path / key, storage, key)
 

@@ -78,9 +78,10 @@ class Downloader:
     one connection pool. Two fetches of the same path never run at once.
 
     ``transfers``: at most this many fetches request and receive bytes at once
-    (None: as many as call ``fetch``); verifying, fsyncing and renaming a
-    finished file happen outside the limit, so a caller with a few more threads
-    than ``transfers`` keeps every transfer slot busy while files are made durable.
+    (None: as many as call ``fetch``); opening the .part and minting the URL
+    before, and verifying, fsyncing and renaming after, happen outside the
+    limit, so a caller with a few more threads than ``transfers`` keeps every
+    transfer slot busy while URLs are minted and files made durable.
 
     ``stall_timeout``: seconds without a byte before an attempt counts as a
     network error. Stalls spend retries even when the .part grew, so a host that
@@ -118,7 +119,7 @@ class Downloader:
         self._guard = threading.Lock()
         self._path_locks: dict[str, list[Any]] = {}
         self._slots = threading.BoundedSemaphore(transfers) if transfers else None
-        self._receiving = 0
+        self._fetching = 0
 
     def close(self) -> None:
         if self._own_client:
@@ -146,7 +147,8 @@ class Downloader:
                 present = self._already_present(recording, path)
             if present is not None:
                 return present
-            return _Job(self, recording, path, mint).run()
+            with self._running() as others:
+                return _Job(self, recording, path, mint, alone=not others).run()
 
     def _already_present(self, recording: Recording, path: Path) -> FileResult | None:
         if self.overwrite:
@@ -196,26 +198,30 @@ class Downloader:
         )
 
     @contextmanager
-    def receiving(self, check_stop: Callable[[], None]) -> Iterator[int]:
+    def transfer_slot(self, check_stop: Callable[[], None]) -> Iterator[None]:
         """Hold one of the ``transfers`` slots while bytes are requested and received.
 
-        Yields how many other transfers receive at this moment. Waiting for a
-        slot looks at the stop event (``check_stop`` raises) every STOP_POLL s.
+        Waiting for a slot looks at the stop event (``check_stop`` raises) every STOP_POLL s.
         """
         slots = self._slots
-        if slots is not None:
-            while not slots.acquire(timeout=STOP_POLL):
-                check_stop()
+        while slots is not None and not slots.acquire(timeout=STOP_POLL):
+            check_stop()
+        try:
+            yield
+        finally:
+            if slots is not None:
+                slots.release()
+
+    @contextmanager
+    def _running(self) -> Iterator[int]:
+        """Count a fetch that transfers; yields how many others do at this moment."""
         with self._guard:
-            others = self._receiving
-            self._receiving += 1
+            others, self._fetching = self._fetching, self._fetching + 1
         try:
             yield others
         finally:
             with self._guard:
-                self._receiving -= 1
-            if slots is not None:
-                slots.release()
+                self._fetching -= 1
 
     @contextmanager
     def _path_lock(self, path: Path) -> Iterator[None]:
@@ -242,8 +248,11 @@ class _Job:
         recording: Recording,
         path: Path,
         mint: Callable[[], DownloadTarget],
+        *,
+        alone: bool = True,
     ) -> None:
         self.engine = engine
+        self.alone = alone  # no other fetch runs beside this one: hash on a helper thread
         self.recording = recording
         self.provider = recording.provider
         self.key = recording.ref
@@ -272,11 +281,14 @@ class _Job:
     def run(self) -> FileResult:
         started = ok = False
         try:
-            with self.engine.receiving(self._check_stop) as others:
-                self._open_part(hash_on_thread=not others)
-                self.reported_total = self.expected
-                self.reporter.file_started(self.key, self.path.name, self.expected, self._part.size)
-                started = True
+            self._open_part(hash_on_thread=self.alone)
+            self.reported_total = self.expected
+            self.reporter.file_started(self.key, self.path.name, self.expected, self._part.size)
+            started = True
+            # Minted before a transfer slot is taken: a provider's API call for this
+            # file overlaps the others' transfers instead of holding one of the slots.
+            self._ensure_target()
+            with self.engine.transfer_slot(self._check_stop):
                 self._loop()
             # Verified, made durable and renamed outside the transfer limit: the next
             # transfer already receives while this file's fsyncs wait for the disk.
