@@ -10,7 +10,9 @@ installed in), against `python -c pass` in the same venv. The TAB is the real
 thing: bash sources the shipped `completions/recfetch.bash`, fills COMP_WORDS
 for `recfetch realtimekit p<TAB>` and calls the completion function, which calls
 back into `recfetch` the way it does in a terminal; `bash -c true` is listed so
-bash's own share can be subtracted. The completion must offer `pull`, else exit 1.
+bash's own share can be subtracted. The completion must offer `pull`, else exit 1. Runs use
+bytecode as an installed recfetch does (PYTHONDONTWRITEBYTECODE is dropped; warm-up runs
+write the checkout's __pycache__).
 """
 
 from __future__ import annotations
@@ -105,6 +107,10 @@ def main() -> int:
     script = benchlib.ROOT / "completions" / "recfetch.bash"
     work = Path(tempfile.mkdtemp(prefix="recfetch-startup-"))
     env = benchlib.clean_env(work)
+    # An installed recfetch runs from bytecode (pip compiles it at install; a checkout writes
+    # __pycache__ on its first run): PYTHONDONTWRITEBYTECODE would add compiling every recfetch
+    # module to each run (~20 % of a --help's instructions), a cost no user pays.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     # The completion function calls `recfetch` by name: the one in this venv.
     env["PATH"] = str(Path(benchlib.recfetch_cmd()[0]).parent) + os.pathsep + env.get("PATH", "")
     (work / "config.toml").write_text("")

@@ -133,8 +133,10 @@ def _holds_secrets(data: dict[str, Any]) -> bool:
     """Whether any table sets a key declared secret (by its provider, or the destination's
     credentials); `_cmd` keys are not secrets."""
     from recfetch.destinations.settings import SECRETS, TABLE
+    from recfetch.providers import info
 
-    declared = {name: cls.secret_keys() for name, cls in _registry().items()}
+    # From each provider's info: loading a config file imports no provider module.
+    declared = {name: info(name).secret_keys() for name in _registry()}
     declared[TABLE] = SECRETS
     for table in data.get("profiles", {}).values():
         for name, settings in table.items():

@@ -76,13 +76,19 @@ def test_help_imports_no_http_stack_engine_database_or_provider_module(words: li
     assert loaded == [], loaded
 
 
-def test_the_probe_sees_what_a_command_that_talks_to_a_provider_loads(tmp_path) -> None:
-    # The check above is only worth something if the probe notices these imports when they happen.
+def test_a_provider_command_loads_its_own_provider_module_only(tmp_path) -> None:
+    # Also shows the probe notices these imports when they happen. Reading a config that holds
+    # other providers' tables (secrets, unknown keys) imports none of their modules.
     config = tmp_path / "config.toml"
-    config.write_text('[profiles.default.realtimekit]\naccount_id = "a"\n')
+    config.write_text(
+        '[profiles.default.realtimekit]\naccount_id = "a"\n'
+        '[profiles.default.kazoo]\napi_key = "k"\n[profiles.default.bird]\ntoken = "t"\n'
+    )
+    config.chmod(0o600)
     proc, loaded = _loaded("--config", str(config), "realtimekit", "url", "REF")
-    assert proc.returncode != 0  # the profile is incomplete: a config error, after the imports
+    assert proc.returncode == 5, proc.stderr  # the profile is incomplete: a config error, after the imports
     assert {"httpx", "recfetch.providers.realtimekit"} <= set(loaded), loaded
+    assert not {"recfetch.providers.kazoo", "recfetch.providers.bird"} & set(loaded), loaded
 
 
 def test_job_options_registry_and_output_import_without_the_http_stack() -> None:

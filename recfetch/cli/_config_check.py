@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from recfetch.providers import ALIASES, REGISTRY
+from recfetch.providers import ALIASES, REGISTRY, info
 
 TOP_LEVEL = ("default_profile", "profiles")
 PROFILE_TABLES_BESIDES_PROVIDERS = ("destination",)
@@ -45,14 +45,14 @@ def unknown_keys(path: Path, data: dict[str, Any]) -> Iterator[str]:
             where = f"[profiles.{profile}.{name}]"
             if name in PROFILE_TABLES_BESIDES_PROVIDERS:
                 continue
-            cls = providers.get(ALIASES.get(name, name))
-            if cls is None:
+            provider = ALIASES.get(name, name)
+            if provider not in providers:
                 known = [*providers, *PROFILE_TABLES_BESIDES_PROVIDERS]
                 yield f"warning: {path}: {where} is not a provider and is ignored{_guess(name, known)}"
                 continue
             if not isinstance(table, dict):
                 continue
-            known_keys = provider_keys(cls)
+            known_keys = provider_keys(info(provider))  # its module is not imported
             for key in table:
                 if key not in known_keys:
                     yield f"warning: {path}: {where} has unknown key {key!r}{_guess(key, known_keys)}"

@@ -169,6 +169,10 @@ class ProviderInfo:
     def can_delete(self) -> bool:
         return "delete" in self.extra_verbs
 
+    def secret_keys(self) -> frozenset[str]:
+        """The settings declared secret (as `Provider.secret_keys`)."""
+        return frozenset(s.key for s in self.settings if s.secret)
+
     @classmethod
     def of(cls, provider: type[Provider]) -> ProviderInfo:
         """The info a provider class declares by its own class attributes (one defined by a test)."""
