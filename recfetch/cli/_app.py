@@ -1,8 +1,9 @@
 """The root Typer app: global options accepted anywhere, one sub-app per provider, other commands.
 
-A provider's sub-command is built when the line names it (`_RootGroup.get_command`), from its
-`ProviderInfo`: `recfetch kazoo pull --help` builds Kazoo's verbs only and imports no provider
-module, httpx or download engine.
+A sub-command is built when the line names it (`_RootGroup.get_command`): a provider's from
+its `ProviderInfo`, the others from the module that registers them (`OTHER_COMMANDS`), so
+`recfetch kazoo pull --help` builds Kazoo's verbs only and imports no provider module, httpx,
+download engine, nor the config, sandbox and verify commands.
 
 Global options (`-p/--profile`, `--config`, `-q`, `-v`, `--no-progress`, `--color`) are
 declared once, in `_global_options`, and attached to the root and to every sub-command, so
@@ -14,12 +15,13 @@ lists them on every verb and completion offers them everywhere. Their values go 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import sys
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from typer.core import TyperGroup
@@ -31,6 +33,17 @@ from recfetch.providers import ALIASES, REGISTRY, info
 from recfetch.providers.base import ProviderInfo
 
 GLOBAL = "(global) "
+
+OTHER_COMMANDS: Final[dict[str, str]] = {
+    "providers": "recfetch.cli.misc",
+    "completions": "recfetch.cli.misc",
+    "sandbox": "recfetch.cli.sandbox_cmd",
+    "demo": "recfetch.cli.sandbox_cmd",
+    "verify": "recfetch.cli.verify_cmd",
+    "config": "recfetch.cli.misc",
+}
+"""The root's commands besides the providers, in help order (groups last), each with the module
+whose ``register(app)`` adds it."""
 
 
 class Color(str, Enum):
@@ -179,16 +192,16 @@ class _RootGroup(TyperGroup):
         return super().make_context(info_name, args, parent, **extra)
 
     def list_commands(self, ctx: Any) -> list[str]:
-        # The plain commands, then the providers (and their hidden aliases), then the other groups.
-        known = super().list_commands(ctx)
-        plain = [name for name in known if not hasattr(self.commands[name], "commands")]
-        groups = [name for name in known if name not in plain]
-        return [*plain, *REGISTRY, *ALIASES, *groups]
+        # The plain commands, then the providers (and their hidden aliases), then the groups.
+        *plain, config = OTHER_COMMANDS
+        return [*plain, *REGISTRY, *ALIASES, config, *super().list_commands(ctx)]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
         if command is None and (cmd_name in REGISTRY or cmd_name in ALIASES):
             command = _provider_command(cmd_name, info(cmd_name))
+        elif command is None and cmd_name in OTHER_COMMANDS:
+            command = _registered_by(OTHER_COMMANDS[cmd_name]).commands[cmd_name]
         return None if command is None else with_global_options(command)
 
     def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
@@ -349,10 +362,14 @@ def _provider_command(name: str, provider: ProviderInfo) -> Any:
     return typer.main.get_command(holder).commands[name]  # type: ignore[attr-defined]
 
 
-def _register() -> None:
-    from recfetch.cli import misc
-
-    misc.register(app)
+def _holder() -> None:
+    """A callback, so that a holder app is a group even when it holds one command."""
 
 
-_register()
+@functools.cache
+def _registered_by(module: str) -> Any:
+    """A Click group of what ``module.register(app)`` adds, built the first time one is named."""
+    holder = typer.Typer(rich_markup_mode=None, add_completion=False)
+    holder.callback()(_holder)
+    importlib.import_module(module).register(holder)
+    return typer.main.get_command(holder)

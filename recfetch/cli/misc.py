@@ -394,11 +394,3 @@ def register(app: typer.Typer) -> None:
     app.add_typer(config_app, name="config")
     app.command("providers", epilog=EXAMPLES["providers"])(providers_cmd)
     app.command("completions", hidden=True)(completions_cmd)
-    for module_name in ("sandbox_cmd", "verify_cmd"):
-        try:
-            module = __import__(f"recfetch.cli.{module_name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"recfetch.cli.{module_name}":
-                raise
-            continue
-        module.register(app)
