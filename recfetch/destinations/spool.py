@@ -56,7 +56,12 @@ def spool_error(exc: OSError, directory: Path) -> LocalIOError:
 
 
 class Spooled:
-    """The bytes of one part in an anonymous temporary file; a seekable body for boto3."""
+    """The bytes of one part in an anonymous temporary file; a seekable body for boto3.
+
+    The file is reused for a later part of the same upload (`reset`):
+    overwriting pages the kernel already holds costs less than new ones. Its
+    content is the first `length` bytes; reads and seeks never go past them.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -66,7 +71,13 @@ class Spooled:
             raise spool_error(exc, directory) from None
         self.length = 0
 
+    def reset(self) -> None:
+        """Empty again (the bytes of the previous part are overwritten, never read)."""
+        self._file.seek(0)
+        self.length = 0
+
     def write(self, data: memoryview | bytes) -> None:
+        """Append (writes always follow the last byte written)."""
         try:
             view = memoryview(data)
             while view:
@@ -77,11 +88,16 @@ class Spooled:
             raise spool_error(exc, self.directory) from None
 
     def read(self, size: int = -1) -> bytes:
-        """At most `SPOOL_READ` bytes: a short read, as a raw file may give."""
+        """At most `SPOOL_READ` bytes and never past `length`: a short read, as a raw file may give."""
+        left = self.length - self._file.tell()
+        if left <= 0:
+            return b""
         wanted = SPOOL_READ if size is None or size < 0 else min(size, SPOOL_READ)
-        return self._file.read(wanted) or b""
+        return self._file.read(min(wanted, left)) or b""
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_END:
+            return self._file.seek(self.length + offset)
         return self._file.seek(offset, whence)
 
     def tell(self) -> int:
@@ -127,14 +143,23 @@ class UploadLane:
         future: Future[T] = Future()
         future.set_running_or_notify_cancel()
 
-        def run() -> None:
+        def finish() -> None:
             try:
-                future.set_result(send())
-            except BaseException as exc:
-                future.set_exception(exc)
-            finally:
                 cleanup()
+            finally:
                 self._leave()
+
+        def run() -> None:
+            # `cleanup` runs and the slot is free before the future says done, so a
+            # caller that waited for it finds both.
+            try:
+                outcome = send()
+            except BaseException as exc:
+                finish()
+                future.set_exception(exc)
+            else:
+                finish()
+                future.set_result(outcome)
 
         try:
             threading.Thread(target=run, name="recfetch-upload", daemon=True).start()

@@ -26,6 +26,7 @@ running SHA-256 cannot be carried from one process to the next).
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
@@ -72,6 +73,10 @@ class ObjectUpload:
         self._parts: list[dict[str, Any]] = []
         self._staged = False
         self._in_flight: deque[Future[dict[str, Any]]] = deque()
+        self._spare: list[Spooled] = []
+        """Files of parts already sent, to fill again (closed when the upload ends)."""
+        self._spare_lock = threading.Lock()
+        self._ended = False
         self.committed_key: str | None = None
 
     @property
@@ -89,9 +94,7 @@ class ObjectUpload:
             return
         view = memoryview(data)
         while view:
-            if self._part is None:
-                self._part = Spooled(self.spool)
-            part = self._part
+            part = self._part or self._fresh_part()
             taken = view[: self.part_size - part.length]
             part.write(taken)
             view = view[len(taken):]
@@ -99,6 +102,32 @@ class ObjectUpload:
                 self._send_part()
         self._sha.update(data)
         self._size += len(data)
+
+    def _fresh_part(self) -> Spooled:
+        with self._spare_lock:
+            self._ended = False
+            spare = self._spare.pop() if self._spare else None
+        if spare is not None:
+            spare.reset()
+        self._part = spare or Spooled(self.spool)
+        return self._part
+
+    def _recycle(self, part: Spooled) -> None:
+        """A sent part's file: kept for the next part, or closed if the upload has ended."""
+        with self._spare_lock:
+            if not self._ended:
+                self._spare.append(part)
+                return
+        part.close()
+
+    def _close_files(self) -> None:
+        """Close every file of this upload (it ended: committed, failed or aborted)."""
+        part, self._part = self._part, None
+        with self._spare_lock:
+            self._ended = True
+            spares, self._spare = self._spare, []
+        for spooled in [*spares, *([part] if part is not None else [])]:
+            spooled.close()
 
     def sha256(self) -> str:
         return self._sha.hexdigest()
@@ -154,7 +183,7 @@ class ObjectUpload:
             raise
         number, upload_id = len(self._parts) + len(self._in_flight) + 1, self._upload_id
         self._in_flight.append(
-            LANE.submit(lambda: self._upload_part(part, number, upload_id), part.close)
+            LANE.submit(lambda: self._upload_part(part, number, upload_id), lambda: self._recycle(part))
         )
 
     def _upload_part(self, part: Spooled, number: int, upload_id: str | None) -> dict[str, Any]:
@@ -181,9 +210,7 @@ class ObjectUpload:
                 future.result()
             except BaseException:
                 pass
-        part, self._part = self._part, None
-        if part is not None:
-            part.close()
+        self._close_files()
 
     # -- finishing ------------------------------------------------------------------
 
@@ -229,6 +256,7 @@ class ObjectUpload:
         client, bucket, stage = self.store.client, self.store.url.bucket, self.stage_key
         self._send_part()
         self._settle()
+        self._close_files()
         try:
             client.complete_multipart_upload(
                 Bucket=bucket, Key=stage, UploadId=self._upload_id,
