@@ -24,7 +24,7 @@ from s3 import ACCESS_KEY, SECRET_KEY, S3Store
 from recfetch.destinations import ObjectStore, StoreSettings, StoreURL
 from recfetch.destinations.spool import SENDS_AT_ONCE
 from recfetch.destinations.upload import PART_SIZE
-from recfetch.errors import ExitCode, LocalIOError
+from recfetch.errors import ExitCode, LocalIOError, TransferError
 from recfetch.sandbox import Sandbox
 
 NAME = "bird"
@@ -193,6 +193,27 @@ def test_multipart_uploads_hold_no_part_in_memory(
     # Three transfers, two 6 MiB parts sent each and a third filling: a fraction of one part held.
     assert peak < PART_SIZE // 2, f"{peak / 2**20:.1f} MiB traced"
     assert _uploads(s3_store, store.url.prefix) == []  # aborted
+    assert list((tmp_path / "spool").iterdir()) == [] and _fds_into(tmp_path / "spool") == []
+
+
+def test_a_store_failure_on_a_part_aborts_the_upload_and_closes_every_spooled_file(
+    store: ObjectStore, s3_store: S3Store, tmp_path: Path
+) -> None:
+    def refuse_part_two(params: dict[str, Any], **_: Any) -> None:
+        if params.get("PartNumber") == 2:
+            raise ConnectionResetError("the store went away")
+
+    store.client.meta.events.register("before-parameter-build.s3.UploadPart", refuse_part_two)
+    upload = store.upload("refused", size_hint=BIG)
+    block = os.urandom(64 * 1024)
+    with pytest.raises(TransferError) as info:
+        for _ in range(0, BIG, len(block)):
+            upload.write(block)
+        upload.commit(store.key("refused.bin"), {"provider": "p", "ref": "r"})
+    assert "the store went away" in str(info.value)
+    upload.abort()
+    assert store.head(store.key("refused.bin")) is None
+    assert _uploads(s3_store, store.url.prefix) == []
     assert list((tmp_path / "spool").iterdir()) == [] and _fds_into(tmp_path / "spool") == []
 
 
