@@ -19,11 +19,17 @@ import pytest
 from recfetch.providers import REGISTRY, get_provider
 from recfetch.providers.base import RECORD_FIELDS, ListQuery
 from recfetch.sandbox import Sandbox
-from recfetch.sandbox.httpserver import Fault
+from recfetch.sandbox.httpserver import Fault, json_response
 
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 ANSI = "\x1b["
 PAGED = [n for n in sorted(REGISTRY) if n != "kaleyra"]  # kaleyra lists a local report, no paging
+
+
+def buffered() -> dict[str, str]:
+    """The environment for a child whose stdout is buffered as a user's is (a pipe): when
+    recfetch flushes is under test, so PYTHONUNBUFFERED (set by some runners) is left out."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
 
 def assert_record(record: dict[str, Any], provider: str, profile: str = "sandbox") -> None:
@@ -248,7 +254,7 @@ def test_jsonl_first_line_arrives_before_the_last_page_is_served(
         reached, gate = _gate_last_request(server, requests)
         timer = threading.Timer(15, gate.set)  # never hang the suite if output is not streamed
         timer.start()
-        env = {**os.environ, "RECFETCH_PROFILE": "sandbox", "RECFETCH_STATE_DIR": str(tmp_path / "state")}
+        env = {**buffered(), "RECFETCH_PROFILE": "sandbox", "RECFETCH_STATE_DIR": str(tmp_path / "state")}
         proc = subprocess.Popen(
             [sys.executable, "-m", "recfetch", name, "list", "--jsonl"],
             stdout=subprocess.PIPE,
@@ -387,11 +393,66 @@ def test_lines_piped_in_blocks_still_stop_at_once_when_the_reader_goes(
             capture_output=True,
             text=True,
             timeout=60,
+            env=buffered(),
         )
         pages = len(box["realtimekit"].server.requests("/recordings", method="GET"))
     assert proc.stderr == "status=141\n"
     assert len(proc.stdout.splitlines()) == 1
     assert pages <= 3, f"the listing went on for {pages} pages after its reader had gone"
+
+
+def test_a_page_of_lines_is_flushed_before_the_next_page_is_asked_for(config_file: Path) -> None:
+    # A pipe gets lines in blocks, yet a page's lines never wait for the next page: pages of two
+    # records (far less than a pipe's buffer) still reach the reader as each page arrives.
+    with Sandbox(recordings=6, providers=["realtimekit"]) as box:
+        box.write_profile(config_file, "sandbox")
+        box["realtimekit"].max_per_page = 2
+        reached, gate = _gate_last_request(box["realtimekit"].server, 2)  # page 2 is held
+        timer = threading.Timer(15, gate.set)  # never hang the suite if lines are held back
+        timer.start()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "recfetch", "-p", "sandbox", "realtimekit", "list", "--jsonl"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=buffered(),
+            text=True,
+        )
+        try:
+            first = proc.stdout.readline()  # type: ignore[union-attr]
+            held = not gate.is_set() and reached.wait(20) and not gate.is_set()
+            gate.set()
+            rest = proc.stdout.read()  # type: ignore[union-attr]
+            proc.wait(timeout=60)
+        finally:
+            gate.set()
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+    assert held, "page 1's lines came only after page 2 was served"
+    assert json.loads(first)["provider"] == "realtimekit"
+    assert proc.returncode == 0 and 1 + len(rest.splitlines()) == 6
+
+
+def test_lines_of_a_listing_that_fails_part_way_come_out_before_its_error(config_file: Path) -> None:
+    # Lines go to a pipe a page at a time; when a page breaks half-way, the records before the
+    # break still reach a `2>&1` reader ahead of the error line, as when every line was flushed.
+    good = [{"id": f"00000000-0000-4000-8000-00000000000{i}", "status": "UPLOADED"} for i in (1, 2)]
+    page = json_response(
+        {"success": True, "data": [*good, {"status": "UPLOADED"}], "paging": {"total_count": 3}}
+    )
+    with Sandbox(recordings=0, providers=["realtimekit"]) as box:
+        box.write_profile(config_file, "sandbox")
+        box["realtimekit"].server.add_fault(
+            Fault(lambda r: r.method == "GET" and r.path.endswith("/recordings"), page, times=None)
+        )
+        command = f"{sys.executable} -m recfetch -p sandbox realtimekit list --jsonl 2>&1"
+        proc = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, timeout=60, env=buffered()
+        )
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 8, proc.stdout
+    assert [json.loads(line)["id"] for line in lines[:2]] == [g["id"] for g in good]
+    assert len(lines) == 3 and "without an id" in lines[2]
 
 
 def test_a_closed_stderr_reader_ends_a_pull_like_sigpipe_not_like_a_bug(

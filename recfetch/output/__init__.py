@@ -201,9 +201,19 @@ def write_records(
     a pipe or file gets the lines in blocks, one write per page rather than one per record,
     and a reader that went away (`| head`) is still noticed before the next page is asked for.
     """
+    each = not paged or ui._stdout_is_terminal()
+    try:
+        return _write_records(ui, records, fmt, columns, each)
+    finally:
+        if not each:  # a listing that fails part-way: its lines come out before its error
+            ui.stdout.flush()
+
+
+def _write_records(
+    ui: Ui, records: Iterable[Mapping[str, Any]], fmt: str, columns: tuple[str, ...], each: bool
+) -> int:
     count = 0
     out = ui.stdout
-    each = not paged or ui._stdout_is_terminal()
     if fmt == "jsonl":
         for record in records:
             out.write(_ENCODE_JSON(record) + "\n")
