@@ -39,11 +39,14 @@ DEFAULT_READ_SIZE = 1 << 20
 loopback download about twice as fast (bench/download_vs_curl.py)."""
 
 READ_BUDGET = 1 << 20
-"""Socket reads of all open connections together: each read is
-``READ_BUDGET / open connections`` (MIN_READ_SIZE to ``read_size``), so one big
-file reads 1 MiB at a time, 8 parallel transfers 128 KiB and 32 of them 32 KiB:
-the bytes passing through memory at once do not grow with --jobs, and neither
-does peak RSS (bench/batch_vs_peers.py)."""
+"""Socket reads of one connection open alone: a big file reads 1 MiB at a time."""
+
+SHARED_READ_BUDGET = 768 << 10
+"""Socket reads of several open connections together: each read is
+``SHARED_READ_BUDGET / open connections`` (MIN_READ_SIZE to ``read_size``), so 8
+parallel transfers read 96 KiB at a time and 32 of them 32 KiB: the bytes passing
+through memory at once do not grow with --jobs, and neither does peak RSS, at the
+same CPU per byte (bench/batch_vs_peers.py)."""
 
 MIN_READ_SIZE = 32 << 10
 
@@ -353,7 +356,8 @@ class _TunedBackend(httpcore.NetworkBackend):
 
     def read_size_now(self) -> int:
         """This moment's read size: the read budget shared by the open connections."""
-        share = READ_BUDGET // max(1, self._open)
+        open_now = max(1, self._open)
+        share = (READ_BUDGET if open_now == 1 else SHARED_READ_BUDGET) // open_now
         return max(MIN_READ_SIZE, min(self.read_size, share))
 
     def connect_tcp(
