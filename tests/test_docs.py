@@ -149,7 +149,8 @@ def test_readme_download_options_table_states_the_cli_defaults() -> None:
     from recfetch.cli._app import app
 
     root = typer.main.get_command(app)
-    pull = root.get_command(typer.Context(root), "kazoo").commands["pull"]  # type: ignore[attr-defined]
+    kazoo = root.get_command(typer.Context(root), "kazoo")  # type: ignore[attr-defined]
+    pull = kazoo.get_command(typer.Context(kazoo), "pull")
     defaults = {opt: p.default for p in pull.params for opt in p.opts}
     table = README.split("### Download and pull options", 1)[1].split("\n\n", 2)[1]
     checked = 0

@@ -6,6 +6,10 @@ Typer reads the command's parameters from the class's generated ``__init__`` (no
 signatures). The common download/pull/list fields come from `recfetch.jobs.options`
 (`dataclasses.fields()` and their ``"cli"`` metadata); a provider adds its `Flag`s. Running a
 request turns it into the job's options object and calls the body in `_commands`.
+
+A verb's request class and Click command are built when the line names the verb
+(`_ProviderGroup`): `recfetch kazoo pull` builds `pull` alone; `recfetch kazoo --help` builds
+them all for their one-line help.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from recfetch.cli._runtime import Runtime, call_reported, runtime
 from recfetch.errors import UsageError
@@ -67,7 +71,7 @@ def _spec(name: str, annotation: Any, default: Any = dataclasses.MISSING) -> Fie
 
 def _option_fields(options_cls: type[Any], skip: Iterable[str] = ()) -> list[FieldSpec]:
     """One request field per CLI-exposed field of a jobs options class."""
-    hints = typing.get_type_hints(options_cls)
+    hints = _type_hints(options_cls)
     specs: list[tuple[int, FieldSpec]] = []
     for f, meta in cli_fields(options_cls):
         if f.name in skip:
@@ -86,6 +90,11 @@ def _option_fields(options_cls: type[Any], skip: Iterable[str] = ()) -> list[Fie
             (PANELS.index(meta["panel"]), _spec(f.name, Annotated[hints[f.name], option], f.default))
         )
     return [spec for _, spec in sorted(specs, key=lambda item: item[0])]
+
+
+@functools.cache
+def _type_hints(options_cls: type[Any]) -> dict[str, Any]:
+    return typing.get_type_hints(options_cls)
 
 
 def _flag_fields(flags: tuple[Flag, ...], panel: str) -> list[FieldSpec]:
@@ -166,6 +175,25 @@ class _Verb(TyperCommand):
 Body = Callable[[Any, Runtime], int | None]
 
 
+class _ProviderGroup(TyperGroup):
+    """A provider's sub-command, whose common verbs are built when named (``verbs``: one table
+    per provider, set by `build_provider_app`); the verbs its CLI module adds are Typer's own."""
+
+    verbs: ClassVar[dict[str, Callable[[], Any]]] = {}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self.verbs, *super().list_commands(ctx)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        build = self.verbs.get(cmd_name)
+        if build is None:
+            return super().get_command(ctx, cmd_name)
+        command = build()
+        # The group's own options (the global ones, given it by the root) go on each verb too.
+        command.params.extend(p for p in self.params if p not in command.params)
+        return command
+
+
 def examples(provider: str, verb: str) -> str:
     """The `Examples:` block of a verb's --help (kept unwrapped by Click's `\\b` marker)."""
     p = f"recfetch {provider}"
@@ -199,15 +227,22 @@ def _fit_example(line: str, width: int = 78) -> str:
 
 
 def _verb(app: typer.Typer, verb: str, title: str, fields: list[FieldSpec], body: Body, help: str) -> None:
-    """Register ``verb``: a frozen request class whose ``run(rt)`` is ``body``."""
+    """Register ``verb``: a frozen request class whose ``run(rt)`` is ``body``, made when named."""
 
     def run(self: Any, rt: Runtime) -> int | None:
         return body(self, rt)
 
-    cls_name = f"{title.replace(' ', '')}{verb.title()}Request"
-    request = dataclasses.make_dataclass(cls_name, fields, frozen=True, namespace={"run": run})
     provider = app.info.name or title.lower()
-    app.command(verb, help=help, epilog=examples(provider, verb), cls=_Verb)(request)
+
+    @functools.cache
+    def build() -> Any:
+        cls_name = f"{title.replace(' ', '')}{verb.title()}Request"
+        request = dataclasses.make_dataclass(cls_name, fields, frozen=True, namespace={"run": run})
+        holder = typer.Typer(rich_markup_mode=None, add_completion=False)
+        holder.command(verb, help=help, epilog=examples(provider, verb), cls=_Verb)(request)
+        return typer.main.get_command(holder)
+
+    app.info.cls.verbs[verb] = build  # type: ignore[union-attr]
 
 
 @functools.cache
@@ -238,8 +273,10 @@ def build_provider_app(info: ProviderInfo) -> typer.Typer:
     name = info.name
     list_flags, download_flags = _flags_for(info, "list"), _flags_for(info, "download")
     ref_help, list_help, delete_help = info.ref_help, info.list_help, info.delete_help
+    group = type(f"{info.title.replace(' ', '')}Group", (_ProviderGroup,), {"verbs": {}})
     app = typer.Typer(
         name=name,
+        cls=group,
         help=f"{info.title} recordings.",
         no_args_is_help=True,
         rich_markup_mode=None,

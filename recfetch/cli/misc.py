@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.main import get_command_name
 
 from recfetch import config
 from recfetch.cli import _complete
@@ -217,14 +216,13 @@ COMMON_VERBS = ("login", "list", "show", "url", "download", "pull")
 
 def _verbs(provider: str) -> list[str]:
     """The verbs the provider's sub-app really has (the generated app is the truth), common ones first."""
-    from recfetch.cli._providers import provider_app
-    from recfetch.providers import info as provider_info
+    from recfetch.cli._app import app
 
-    commands = [
-        info.name or get_command_name(info.callback.__name__)
-        for info in provider_app(provider_info(provider)).registered_commands
-        if info.callback is not None and not info.hidden
-    ]
+    root = typer.main.get_command(app)
+    group = root.get_command(typer.Context(root), provider)  # type: ignore[attr-defined]
+    ctx = typer.Context(group)
+    names = group.list_commands(ctx)  # type: ignore[attr-defined]
+    commands = [name for name in names if not group.get_command(ctx, name).hidden]  # type: ignore[attr-defined]
     return [v for v in COMMON_VERBS if v in commands] + [v for v in commands if v not in COMMON_VERBS]
 
 
