@@ -44,14 +44,17 @@ def recfetch_cmd() -> list[str]:
 
 
 PYTHON_TUNING = frozenset(
-    {"PYTHONUNBUFFERED", "PYTHONMALLOC", "PYTHONDEVMODE", "PYTHONTRACEMALLOC", "PYTHONPROFILEIMPORTTIME"}
+    {
+        "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONMALLOC", "PYTHONDEVMODE",
+        "PYTHONTRACEMALLOC", "PYTHONPROFILEIMPORTTIME",
+    }
 )
 
 
 def clean_env(work: Path, **extra: str) -> dict[str, str]:
     """Environment for every client: no proxies (loopback only), recfetch config/state under ``work``.
 
-    Interpreter tuning a user's shell would not have (``PYTHONUNBUFFERED``, ``PYTHONMALLOC``...)
+    Interpreter settings a user's shell would not have (``PYTHONUNBUFFERED``, ``PYTHONDONTWRITEBYTECODE``...)
     is dropped too, so recfetch is timed as it runs for them; the other clients ignore it.
     """
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS and k not in PYTHON_TUNING}
