@@ -9,11 +9,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from recfetch.errors import LocalIOError
 from recfetch.jobs.groupcommit import GroupCommit
@@ -38,16 +38,6 @@ def row(tmp_path: Path, ref: str) -> ArchiveRow:
 
 def recording(ref: str) -> Recording:
     return Recording(provider="bird", profile="p", ref=ref, id=ref, size_bytes=5)
-
-
-def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting")
 
 
 # ---------------------------------------------------------------------------
