@@ -52,6 +52,7 @@ from recfetch.errors import (
 from recfetch.fsutil import private_dir
 from recfetch.providers.base import DownloadTarget, Recording, origin_of
 from recfetch.redact import redact_url
+from recfetch.tls import CERTIFICATE_HINT, certificate_problem
 
 if TYPE_CHECKING:
     from recfetch.destinations import ObjectStore
@@ -425,6 +426,13 @@ class _Job:
             ) from None
         except httpx.TransportError as exc:
             self._check_stop()
+            problem = certificate_problem(exc)
+            if problem is not None:  # it will not verify on a retry either
+                host = urlsplit(self.url).netloc
+                refused = TransferError(
+                    f"the TLS certificate of {host} was refused ({problem})", hint=CERTIFICATE_HINT
+                )
+                raise Fail(refused, "certificate refused") from None
             raise Retry(
                 TransferError,
                 f"connection to {redact_url(self.url)} failed ({_describe(exc)})",

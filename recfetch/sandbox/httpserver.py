@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -123,13 +124,17 @@ class Fault:
 class Server:
     """Routes + request log + faults, served from a daemon thread on 127.0.0.1."""
 
-    def __init__(self, name: str, *, port: int = 0) -> None:
+    def __init__(self, name: str, *, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: a server-side context to serve HTTPS instead of HTTP (tests of TLS downloads)."""
         self.name = name
+        self.scheme = "https" if tls else "http"
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.log: list[LoggedRequest] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
         self._httpd = _HTTPServer(("127.0.0.1", port), _make_handler(self))
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread: threading.Thread | None = None
 
     # -- routing ----------------------------------------------------------
@@ -164,7 +169,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> Server:
         # A short poll interval: shutdown() waits for it, once per server and test (0.5 s default).

@@ -1,0 +1,111 @@
+"""Downloads over HTTPS, as every real presigned URL is: verified, byte-exact, and refused when untrusted.
+
+The storage host of a RealtimeKit stand-in serves TLS with a certificate from a throwaway
+CA (trustme); recfetch is told about that CA the way a user behind a private CA would be,
+with SSL_CERT_FILE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from recfetch.sandbox import realtimekit
+from recfetch.sandbox.httpserver import Server
+from recfetch.sandbox.storage import Storage
+
+MiB = 1024 * 1024
+SIZES = (3 * MiB + 17, 200_000, 1)  # larger than a read budget, a few reads, one byte
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_standin(ca: trustme.CA) -> Iterator[realtimekit.RealtimeKitStandIn]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    storage = Storage(Server("storage", tls=context).start())
+    standin = realtimekit.create(storage, recordings=0)
+    for size in SIZES:
+        standin.add_recording(size=size)
+    standin.server.start()
+    try:
+        yield standin
+    finally:
+        standin.server.stop()
+        storage.server.stop()
+
+
+def pull(
+    standin: realtimekit.RealtimeKitStandIn, tmp_path: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    profile = "\n".join(f'{key} = "{value}"' for key, value in standin.profile().items())
+    config = tmp_path / "config.toml"
+    config.write_text(f"[profiles.tls.realtimekit]\n{profile}\n")
+    config.chmod(0o600)
+    command = [sys.executable, "-m", "recfetch", "--config", str(config), "-p", "tls", "realtimekit", "pull"]
+    return subprocess.run(
+        [*command, "-o", str(tmp_path / "out"), "--jsonl", "--no-archive", "-j", "2"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+
+
+def test_recordings_arrive_byte_exact_over_https_from_a_trusted_host(
+    tls_standin: realtimekit.RealtimeKitStandIn, ca: trustme.CA, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    res = pull(tls_standin, tmp_path, {**os.environ, "SSL_CERT_FILE": str(bundle)})
+    assert res.returncode == 0, res.stderr
+    saved = sorted((tmp_path / "out").iterdir(), key=lambda p: p.stat().st_size)
+    assert [p.stat().st_size for p in saved] == sorted(SIZES)
+    keys = [rec["key"] for rec in tls_standin.recordings.values()]
+    stored = {hashlib.sha256(tls_standin.storage.content(key)).hexdigest() for key in keys}
+    assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in saved} == stored
+    assert tls_standin.storage.server.url.startswith("https://")
+
+
+def test_an_untrusted_certificate_saves_nothing_and_says_why(
+    tls_standin: realtimekit.RealtimeKitStandIn, tmp_path: Path
+) -> None:
+    env = {key: value for key, value in os.environ.items() if key not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    res = pull(tls_standin, tmp_path, env)
+    assert res.returncode == 8, res.stderr  # a transfer failure, reported at once: not retried
+    out = tmp_path / "out"
+    files = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    saved = [p for p in files if not p.name.endswith(".part")]
+    assert saved == []
+    (failed,) = [json.loads(line) for line in res.stdout.splitlines() if '"outcome": "failed"' in line][:1]
+    assert "the TLS certificate of 127.0.0.1:" in failed["error"]["message"], failed
+    assert "SSL_CERT_FILE" in res.stdout + res.stderr
+    assert tls_standin.storage.server.requests(method="GET") == []  # no request got past the handshake
+
+
+def test_an_api_host_with_an_untrusted_certificate_is_refused_at_once_naming_the_fix(
+    tls_standin: realtimekit.RealtimeKitStandIn, tmp_path: Path
+) -> None:
+    profile = {**tls_standin.profile(), "base_url": tls_standin.storage.server.url + "/client/v4"}
+    config = tmp_path / "config.toml"
+    config.write_text("[profiles.tls.realtimekit]\n" + "\n".join(f'{k} = "{v}"' for k, v in profile.items()))
+    config.chmod(0o600)
+    env = {key: value for key, value in os.environ.items() if key not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    res = subprocess.run(
+        [sys.executable, "-m", "recfetch", "--config", str(config), "-p", "tls", "realtimekit", "list"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert res.returncode == 8, res.stderr
+    assert "the TLS certificate of realtimekit at https://127.0.0.1:" in res.stderr
+    assert "SSL_CERT_FILE" in res.stderr and res.stdout == ""
+    assert profile["api_token"] not in res.stderr
