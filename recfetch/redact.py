@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from recfetch.urls import is_presigned, redact_url, strip_signed
@@ -143,13 +143,55 @@ def clean_raw(value: Any, *, redact_urls: bool = False) -> Any:
     ``redact_urls`` first redacts every URL with a query or userinfo as `strip_signed` does
     (a provider that keeps no URL query in ``raw``). A mapping comes back as a `ScrubbedRaw`.
     """
-    if type(value) is ScrubbedRaw and not redact_urls:
+    if type(value) in _CLEAN_TYPES and not redact_urls:
         return value
     if isinstance(value, Mapping):
         return _clean_mapping(value, redact_urls, ScrubbedRaw())
     if isinstance(value, str):  # a lone string is text, not an item to drop
         return valid_str(strip_signed(value) if redact_urls else value)
     return _clean(value, redact_urls)
+
+
+class LazyRaw(Mapping[Any, Any]):
+    """A provider object as a recording's ``raw``, cleaned by `clean_raw` on its first read.
+
+    Every read (item, key, length, iteration, ``dict()``, ``repr``, ``==``) goes through the
+    clean copy, and the object as received is let go once it is made: nothing reads the uncleaned
+    object through it. A recording a nothing-new pull only skips (its event prints no ``raw``)
+    is never cleaned at all. `clean_raw` passes it through as already clean.
+    """
+
+    __slots__ = ("_clean", "_redact", "_source")
+
+    def __init__(self, source: Mapping[Any, Any], *, redact_urls: bool = False) -> None:
+        self._source: Mapping[Any, Any] | None = source
+        self._redact = redact_urls
+        self._clean: dict[Any, Any] | None = None
+
+    def _data(self) -> dict[Any, Any]:
+        source = self._source  # read first: the source goes only after the clean copy is set
+        clean = self._clean
+        if clean is None:
+            assert source is not None
+            clean = _clean_mapping(source, self._redact, ScrubbedRaw())
+            self._clean = clean  # two threads reading at once both make the same clean copy
+            self._source = None
+        return clean
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._data()[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def __repr__(self) -> str:
+        return repr(self._data())
+
+
+_CLEAN_TYPES = (ScrubbedRaw, LazyRaw)
 
 
 def _clean(value: Any, redact: bool) -> Any:

@@ -65,6 +65,15 @@ def parse_provider_time(value: object) -> datetime | None:
     Epoch values may be seconds or milliseconds, as numbers or numeric strings; garbage
     gives None (an unknown time), never an exception.
     """
+    if type(value) is str and value[4:5] == "-" and not value.startswith("0001-01-01"):
+        # The usual case, an ISO date-time as sent (never an epoch number): read as it is, with
+        # its Z; anything this does not read (spaces around it...) takes the general path below.
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return _utc(parsed)
     if value is None or isinstance(value, bool) or value in ("", 0):
         return None
     if isinstance(value, str) and _EPOCH.match(value.strip()):
@@ -88,6 +97,11 @@ def parse_provider_time(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return _utc(parsed)
+
+
+def _utc(parsed: datetime) -> datetime:
+    """A provider's time in UTC; one without an offset is taken as UTC."""
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)

@@ -13,7 +13,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recfetch.providers.base import RECORD_FIELDS, Recording
-from recfetch.redact import ScrubbedRaw, clean_raw, scrub_raw, valid_text
+from recfetch.redact import LazyRaw, ScrubbedRaw, clean_raw, scrub_raw, valid_text
+from recfetch.timeparse import parse_provider_time
 from recfetch.urls import strip_signed
 
 KEYS = st.sampled_from(
@@ -123,3 +124,81 @@ def test_secrets_and_presigned_urls_never_survive_at_any_depth() -> None:
 
 def test_the_record_has_every_field_in_spec_order() -> None:
     assert tuple(Recording(provider="p", profile="x", ref="r", id="r").to_dict()) == RECORD_FIELDS
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.dictionaries(KEYS, JSONISH, max_size=6), st.booleans())
+@example(EDGES, True)
+def test_a_lazy_raw_reads_only_as_the_clean_copy(raw: dict[str, Any], redact: bool) -> None:
+    expected = _bytes(clean_raw(raw, redact_urls=redact))
+    lazy = LazyRaw(raw, redact_urls=redact)
+    assert clean_raw(lazy) is lazy  # a recording keeps it lazy
+    rec = Recording(provider="p", profile="x", ref="r", id="r", raw=lazy)
+    assert _bytes(rec.to_dict()["raw"]) == expected
+    assert _bytes(dict(rec.replace(filename="f").raw)) == expected
+    assert repr(lazy) == repr(clean_raw(raw, redact_urls=redact))
+    assert sorted(map(repr, lazy)) == sorted(map(repr, clean_raw(raw, redact_urls=redact)))
+    assert len(lazy) == len(clean_raw(raw, redact_urls=redact))
+    assert lazy == clean_raw(raw, redact_urls=redact)
+
+
+def test_a_lazy_raw_never_shows_what_it_was_given() -> None:
+    raw = {
+        "id": "r1",
+        "storage_config": {"type": "aws", "secret": "s3cr3t-value"},
+        "preview": "https://h/k?X-Amz-Signature=abc",
+        "page": "https://h/list?page=2",
+    }
+    lazy = LazyRaw(raw, redact_urls=True)
+    rec = Recording(provider="p", profile="x", ref="r", id="r", raw=lazy)
+    for text in (repr(rec), repr(lazy), _bytes(rec.to_dict()), str(dict(lazy)), str(list(lazy.items()))):
+        for leaked in ("s3cr3t-value", "Signature", "page=2"):
+            assert leaked not in text
+    assert "secret" not in lazy["storage_config"] and lazy["preview"] == "https://h/k?<redacted>"
+    assert "storage_config" in lazy and lazy.get("id") == "r1"
+    assert raw["storage_config"]["secret"] == "s3cr3t-value"  # input untouched
+
+
+def _provider_time_in_general(text: str) -> Any:
+    """`parse_provider_time` of a string without its fast path (its definition before it had one)."""
+    from datetime import UTC, datetime
+
+    text = text.strip()
+    if not text or text.startswith("0001-01-01"):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+ISO_TIMES = st.one_of(
+    st.datetimes(timezones=st.one_of(st.none(), st.timezones())).map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.isoformat(timespec="milliseconds") + "Z"),
+    st.sampled_from(
+        [
+            "2026-11-21T10:00:00Z",
+            "2026-11-21T10:00:00.123456789Z",
+            "2026-11-21",
+            "2026-11-21 10:00:00",
+            "2026-11-21T10:00:00+0530",
+            "2026-11-21T10:00:00Z ",
+            "2026-11-21T10:00:00Zjunk",
+            "2026-11-21T10:00:00z",
+            "0001-01-01T00:00:00Z",
+            "2026-W47-1",
+            "1234-",
+        ]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(ISO_TIMES)
+def test_an_iso_provider_time_reads_as_it_does_in_general(text: str) -> None:
+    got = parse_provider_time(text)
+    want = _provider_time_in_general(text)
+    assert got == want and (got is None or got.tzinfo is want.tzinfo)

@@ -219,13 +219,14 @@ class Recording:
         object.__setattr__(self, "raw", clean_raw(self.raw))
         for name in _TEXT_FIELDS:
             value = getattr(self, name)
-            if isinstance(value, str):
+            # Printable ASCII, the usual case, is already one valid line (`valid_line`'s own test).
+            if isinstance(value, str) and not (value.isascii() and value.isprintable()):
                 object.__setattr__(self, name, valid_line(value))
         # A negative size or duration is the provider's placeholder for "unknown", for every provider.
-        for name in ("duration_s", "size_bytes"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                object.__setattr__(self, name, None)
+        if self.duration_s is not None and self.duration_s < 0:
+            object.__setattr__(self, "duration_s", None)
+        if self.size_bytes is not None and self.size_bytes < 0:
+            object.__setattr__(self, "size_bytes", None)
 
     def to_dict(self) -> dict[str, Any]:
         """The SPEC §4 record: every field present, null when unknown."""

@@ -22,7 +22,7 @@ from recfetch.errors import (
     RecfetchError,
 )
 from recfetch.providers.base import DownloadTarget, Recording, iso
-from recfetch.redact import clean_raw
+from recfetch.redact import LazyRaw
 from recfetch.timeparse import parse_provider_time
 
 NAME = "realtimekit"
@@ -150,10 +150,11 @@ def _audio_name(name: str | None, media_type: str | None) -> str | None:
     return stem + _AUDIO_EXT.get(media_type or "", ".m4a")
 
 
-def _raw(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The object as received without its download URLs; `Recording` removes credentials and
-    presigned URLs at every depth, and any other URL with a query loses it here."""
-    return clean_raw({k: v for k, v in obj.items() if k not in _URL_KEYS}, redact_urls=True)
+def _raw(obj: Mapping[str, Any]) -> LazyRaw:
+    """The object as received without its download URLs, cleaned when first read (`LazyRaw`):
+    credentials and presigned URLs go at every depth, and any other URL with a query loses it.
+    A recording a pull only skips is never read, so never cleaned."""
+    return LazyRaw({k: v for k, v in obj.items() if k not in _URL_KEYS}, redact_urls=True)
 
 
 def in_window(obj: Mapping[str, Any], since: datetime | None, until: datetime | None) -> bool:
