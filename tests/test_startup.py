@@ -102,3 +102,24 @@ def test_job_options_registry_and_output_import_without_the_http_stack() -> None
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_a_pull_into_a_folder_loads_no_object_store_module(tmp_path) -> None:
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import recfetch.cli._commands, recfetch.jobs.pull, recfetch.jobs.download, recfetch.jobs.batch\n"
+        "from recfetch.jobs.place import Place, store_url_of\n"
+        "import recfetch.destinations\n"
+        f"place = Place.open(Path({str(tmp_path)!r}), lambda: None, jobs=1)\n"
+        "assert place.store is None and recfetch.destinations.StoreSettings\n"
+        "store = ('recfetch.destinations.objectstore', 'recfetch.destinations.upload', "
+        "'recfetch.destinations.spool', 'boto3')\n"
+        "print(sorted(m for m in sys.modules if m in store))\n"
+        "assert store_url_of('s3://bucket/p/').bucket == 'bucket'\n"
+        "print(sorted(m for m in sys.modules if m in store))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    folder, store = proc.stdout.splitlines()
+    assert folder == "[]" and "recfetch.destinations.objectstore" in store, proc.stdout

@@ -12,17 +12,41 @@ boto3 is imported only when an s3:// destination is used.
 
 from __future__ import annotations
 
-from recfetch.destinations.objectstore import (
-    INSTALL_HINT,
-    ObjectReaders,
-    ObjectStore,
-    Proof,
-    StoreURL,
-    is_store_url,
-    split_object_url,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from recfetch.destinations.settings import StoreSettings
-from recfetch.destinations.upload import ObjectUpload
+
+if TYPE_CHECKING:
+    from recfetch.destinations.objectstore import (
+        INSTALL_HINT,
+        ObjectReaders,
+        ObjectStore,
+        Proof,
+        StoreURL,
+        is_store_url,
+        split_object_url,
+    )
+    from recfetch.destinations.upload import ObjectUpload
+
+_LAZY = {
+    **dict.fromkeys(
+        ("INSTALL_HINT", "ObjectReaders", "ObjectStore", "Proof", "StoreURL"), "objectstore"
+    ),
+    **dict.fromkeys(("is_store_url", "split_object_url"), "objectstore"),
+    "ObjectUpload": "upload",
+}
+"""Names whose module is imported when first asked for: a pull into a folder needs only the settings."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "INSTALL_HINT",

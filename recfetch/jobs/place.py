@@ -16,11 +16,14 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from recfetch import naming
-from recfetch.destinations import ObjectStore, StoreSettings, StoreURL
 from recfetch.providers.base import Recording
+
+if TYPE_CHECKING:  # the object store's modules are imported by a run that writes to one
+    from recfetch.destinations import ObjectStore, StoreSettings, StoreURL
 
 _MANGLED_URL = re.compile(r"^(s3|gs|az|abfs|abfss|azure|gcs|r2):/(?!/)", re.I)
 """`Path("s3://b/p")` is `s3:/b/p`: the CLI's path type folds the double slash."""
@@ -34,6 +37,8 @@ def store_url_of(output_dir: Path | str) -> StoreURL | None:
         text = f"{match.group(1)}://{text[match.end():]}"
     if "://" not in text:
         return None
+    from recfetch.destinations import StoreURL
+
     return StoreURL.parse(text)
 
 
@@ -49,6 +54,8 @@ class Place:
         url = store_url_of(output_dir)
         if url is None:
             return cls(output_dir)
+        from recfetch.destinations import ObjectStore
+
         return cls(output_dir, ObjectStore(url, settings(), jobs=jobs))
 
     def target(self, template: str, recording: Recording) -> Path:
