@@ -1,8 +1,9 @@
 """recfetch's command line.
 
-`main` is the console-script entry point. It answers `--version` and a shell's TAB
-(`_RECFETCH_COMPLETE=complete_<shell>`, see `_fastcomplete`) before importing Typer, Rich,
-httpx or any provider, so the cheapest questions stay cheap; everything else goes to the
+`main` is the console-script entry point. It answers `--version`, a shell's TAB
+(`_RECFETCH_COMPLETE=complete_<shell>`, see `_fastcomplete`) and a command's `--help` (see
+`_fasthelp`) before importing Typer, Rich, httpx or any provider, so the cheapest questions
+stay cheap; everything else goes to the
 Typer app in `recfetch.cli._app` (also reachable as ``recfetch.cli.app``).
 """
 
@@ -28,6 +29,10 @@ def main() -> None:
         from recfetch.cli._fastcomplete import answer
 
         sys.exit(answer(instruction.removeprefix("complete_")))
+    from recfetch.cli._fasthelp import answer as help_answer
+
+    if help_answer(sys.argv[1:]):  # `<command> --help`, as Typer rendered it at build time
+        return
     from recfetch.cli._app import app
 
     try:

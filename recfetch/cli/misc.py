@@ -11,6 +11,7 @@ import typer
 from recfetch import config
 from recfetch.cli import _complete
 from recfetch.cli._fastcomplete import SPEC_FILE
+from recfetch.cli._fasthelp import write_help_texts
 from recfetch.cli._runtime import check_base_url, reported, runtime
 from recfetch.errors import UsageError
 from recfetch.providers import REGISTRY, get_provider
@@ -382,10 +383,12 @@ def completions_cmd(
     for name, filename in COMPLETION_FILES.items():
         (output_dir / filename).write_text(completion_script(name), encoding="utf-8")
         rt.ui.line(str(output_dir / filename))
-    # The packaged TAB spec lives beside this module; it is regenerated only with the checkout's
-    # own completions/ (the maintainers' command), never from an installed copy or a test's folder.
+    # The packaged TAB spec and help texts live beside this module; they are regenerated only with
+    # the checkout's own completions/ (the maintainers' command), never from an installed copy or
+    # a test's folder.
     if output_dir.resolve() == Path(__file__).resolve().parents[2] / "completions":
         rt.ui.line(str(write_completion_spec()))
+        rt.ui.line(str(write_help_texts()))
 
 
 def register(app: typer.Typer) -> None:
