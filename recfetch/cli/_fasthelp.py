@@ -6,7 +6,8 @@ The help of every command is rendered by Typer itself when the completions are r
 80 columns or more and for a pipe, and shipped as `help_texts.json`; a staleness test renders it
 live again. `answer` prints a stored text only when Typer's output is certain to be the same
 bytes: the line is exactly a command path and one help flag, no completion is being asked for,
-and Click's width (``max(min(columns, 80) - 2, 50)``) is the stored one. Anything else, the
+Click's width (``max(min(columns, 80) - 2, 50)``) is the stored one, and a text that is not
+ASCII goes to a UTF-8 stdout. Anything else, the
 caller hands to Typer.
 """
 
@@ -52,6 +53,8 @@ def answer(argv: list[str]) -> bool:
         node = node["commands"].get(word) if node is not None else None
     if node is None or "help" not in node or texts["width"] != WIDTH:
         return False
+    if not node["help"].isascii() and (sys.stdout.encoding or "").lower() not in ("utf-8", "utf8"):
+        return False  # Click re-encodes for an ASCII stream; leave that to it
     sys.stdout.write(node["help"])
     sys.stdout.flush()
     return True
