@@ -461,7 +461,10 @@ class Sinks:
                 sink.sync()
 
     def _of(self, kind: type[Any]) -> Any:
-        return next((s for s in self.sinks if isinstance(s, kind)), None)
+        for sink in self.sinks:  # a plain loop: asked twice per recording (archive, event)
+            if isinstance(sink, kind):
+                return sink
+        return None
 
     @property
     def archive(self) -> Archive | None:

@@ -113,7 +113,7 @@ def error_message(body: Any) -> str | None:
 def text_of(value: Any) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    text = (value if type(value) is str else str(value)).strip()
     return text or None
 
 
