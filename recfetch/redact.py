@@ -161,11 +161,15 @@ class LazyRaw(Mapping[Any, Any]):
     is never cleaned at all. `clean_raw` passes it through as already clean.
     """
 
-    __slots__ = ("_clean", "_redact", "_source")
+    __slots__ = ("_clean", "_drop", "_redact", "_source")
 
-    def __init__(self, source: Mapping[Any, Any], *, redact_urls: bool = False) -> None:
+    def __init__(
+        self, source: Mapping[Any, Any], *, redact_urls: bool = False, drop: frozenset[str] = frozenset()
+    ) -> None:
+        """``drop``: top-level keys left out of the clean copy (a provider's download URLs)."""
         self._source: Mapping[Any, Any] | None = source
         self._redact = redact_urls
+        self._drop = drop
         self._clean: dict[Any, Any] | None = None
 
     def _data(self) -> dict[Any, Any]:
@@ -173,6 +177,8 @@ class LazyRaw(Mapping[Any, Any]):
         clean = self._clean
         if clean is None:
             assert source is not None
+            if self._drop:
+                source = {k: v for k, v in source.items() if k not in self._drop}
             clean = _clean_mapping(source, self._redact, ScrubbedRaw())
             self._clean = clean  # two threads reading at once both make the same clean copy
             self._source = None

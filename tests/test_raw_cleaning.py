@@ -140,6 +140,9 @@ def test_a_lazy_raw_reads_only_as_the_clean_copy(raw: dict[str, Any], redact: bo
     assert sorted(map(repr, lazy)) == sorted(map(repr, clean_raw(raw, redact_urls=redact)))
     assert len(lazy) == len(clean_raw(raw, redact_urls=redact))
     assert lazy == clean_raw(raw, redact_urls=redact)
+    without = LazyRaw(raw, redact_urls=redact, drop=frozenset({"url", "password"}))
+    rest = {k: v for k, v in raw.items() if k not in ("url", "password")}
+    assert _bytes(dict(without)) == _bytes(clean_raw(rest, redact_urls=redact))
 
 
 def test_a_lazy_raw_never_shows_what_it_was_given() -> None:

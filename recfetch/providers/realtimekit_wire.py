@@ -36,7 +36,7 @@ _STATE = {
     "UPLOADED": ("ready", None),
 }
 
-_URL_KEYS = ("download_url", "audio_download_url")
+_URL_KEYS = frozenset({"download_url", "audio_download_url"})
 
 # Cloudflare API gateway (v4 envelope) error codes; see providers/README.md §2 "Errors".
 _HEADER_FORMAT_CODES = {6003, 6100, 6101, 6102, 6103, 6111}
@@ -154,7 +154,7 @@ def _raw(obj: Mapping[str, Any]) -> LazyRaw:
     """The object as received without its download URLs, cleaned when first read (`LazyRaw`):
     credentials and presigned URLs go at every depth, and any other URL with a query loses it.
     A recording a pull only skips is never read, so never cleaned."""
-    return LazyRaw({k: v for k, v in obj.items() if k not in _URL_KEYS}, redact_urls=True)
+    return LazyRaw(obj, redact_urls=True, drop=_URL_KEYS)
 
 
 def in_window(obj: Mapping[str, Any], since: datetime | None, until: datetime | None) -> bool:
