@@ -325,6 +325,23 @@ def build_provider_app(info: ProviderInfo) -> typer.Typer:
         "Print a freshly minted download URL (the only command that prints one).",
     )
 
+    _add_download_and_pull(app, info, list_flags, download_flags, panels=(filters_panel, dl_panel))
+    if info.can_delete:
+        _add_delete(app, info, delete_help)
+    return app
+
+
+def _add_download_and_pull(
+    app: typer.Typer,
+    info: ProviderInfo,
+    list_flags: tuple[Flag, ...],
+    download_flags: tuple[Flag, ...],
+    *,
+    panels: tuple[str, str],
+) -> None:
+    """`download REF...` and `pull`: the verbs that fetch files, with the provider's flags."""
+    name = info.name
+    filters_panel, dl_panel = panels
     refs_field = _spec(
         "refs",
         Annotated[
@@ -365,10 +382,6 @@ def build_provider_app(info: ProviderInfo) -> typer.Typer:
         lambda req, rt: _commands.pull(rt, name, _options(PullOptions, req, pull_flags), fmt_of(req)),
         "List with the same filters, then download everything not yet downloaded (the cron command).",
     )
-
-    if info.can_delete:
-        _add_delete(app, info, delete_help)
-    return app
 
 
 def _add_login(app: typer.Typer, info: ProviderInfo) -> None:

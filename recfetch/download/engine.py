@@ -36,6 +36,7 @@ from recfetch.download.failures import (
     exhausted_error,
     local_io_error,
     rejected_error,
+    transport_signal,
 )
 from recfetch.download.objectpart import ObjectPart, proven
 from recfetch.download.partfile import Budget, PartFile, extra_algorithm, read_meta, write_meta
@@ -51,8 +52,6 @@ from recfetch.errors import (
 )
 from recfetch.fsutil import private_dir
 from recfetch.providers.base import DownloadTarget, Recording, origin_of
-from recfetch.redact import redact_url
-from recfetch.tls import CERTIFICATE_HINT, certificate_problem
 
 if TYPE_CHECKING:
     from recfetch.destinations import ObjectStore
@@ -414,29 +413,9 @@ class _Job:
                 return receive(self, response, offset)
             finally:
                 response.close()
-        except httpx.TimeoutException as exc:
-            self._check_stop()
-            what = "could not connect to" if isinstance(exc, httpx.ConnectTimeout) else (
-                f"no data for {self.engine.stall_timeout:g}s from"
-            )
-            raise Retry(TransferError, f"{what} {redact_url(self.url)}", stall=True) from None
-        except httpx.UnsupportedProtocol:
-            raise Fail(
-                ProviderError(f"unsupported download URL {redact_url(self.url)}"), "bad url"
-            ) from None
         except httpx.TransportError as exc:
             self._check_stop()
-            problem = certificate_problem(exc)
-            if problem is not None:  # it will not verify on a retry either
-                host = urlsplit(self.url).netloc
-                refused = TransferError(
-                    f"the TLS certificate of {host} was refused ({problem})", hint=CERTIFICATE_HINT
-                )
-                raise Fail(refused, "certificate refused") from None
-            raise Retry(
-                TransferError,
-                f"connection to {redact_url(self.url)} failed ({_describe(exc)})",
-            ) from None
+            raise transport_signal(exc, self.url, stall_timeout=self.engine.stall_timeout) from None
 
     # -- URLs -----------------------------------------------------------
     def _ensure_target(self) -> None:
@@ -645,13 +624,3 @@ def _seconds_left(target: DownloadTarget) -> float | None:
     if expires.tzinfo is None:
         expires = expires.replace(tzinfo=UTC)
     return (expires - datetime.now(UTC)).total_seconds()
-
-
-def _describe(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "the connection closed before the whole body arrived"
-    if isinstance(exc, httpx.ConnectError):
-        return "could not connect"
-    if isinstance(exc, httpx.ReadError):
-        return "read error"
-    return type(exc).__name__

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
 
 from recfetch import backoff
 from recfetch.download.http_rules import StatusClass, classify_status
@@ -20,6 +23,8 @@ from recfetch.errors import (
     RecfetchError,
     TransferError,
 )
+from recfetch.redact import redact_url
+from recfetch.tls import CERTIFICATE_HINT, certificate_problem
 
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
@@ -173,3 +178,31 @@ def local_io_error(exc: OSError, path: Path, *, provider: str) -> LocalIOError:
         hint="check that the folder exists and is writable",
         provider=provider,
     )
+
+
+def transport_signal(exc: httpx.TransportError, url: str, *, stall_timeout: float) -> Fail | Retry:
+    """What a request that failed below HTTP means: retry it, or give up at once."""
+    if isinstance(exc, httpx.TimeoutException):
+        what = "could not connect to" if isinstance(exc, httpx.ConnectTimeout) else (
+            f"no data for {stall_timeout:g}s from"
+        )
+        return Retry(TransferError, f"{what} {redact_url(url)}", stall=True)
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return Fail(ProviderError(f"unsupported download URL {redact_url(url)}"), "bad url")
+    problem = certificate_problem(exc)
+    if problem is not None:  # it will not verify on a retry either
+        refused = TransferError(
+            f"the TLS certificate of {urlsplit(url).netloc} was refused ({problem})", hint=CERTIFICATE_HINT
+        )
+        return Fail(refused, "certificate refused")
+    return Retry(TransferError, f"connection to {redact_url(url)} failed ({_describe(exc)})")
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the connection closed before the whole body arrived"
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect"
+    if isinstance(exc, httpx.ReadError):
+        return "read error"
+    return type(exc).__name__
