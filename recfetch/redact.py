@@ -196,6 +196,10 @@ class LazyRaw(Mapping[Any, Any]):
     def __repr__(self) -> str:
         return repr(self._data())
 
+    def copy(self) -> dict[Any, Any]:
+        """The clean copy as a plain dict: one copy, not a lookup through this view per key."""
+        return dict(self._data())
+
 
 _CLEAN_TYPES = (ScrubbedRaw, LazyRaw)
 

@@ -135,6 +135,7 @@ def test_a_lazy_raw_reads_only_as_the_clean_copy(raw: dict[str, Any], redact: bo
     assert clean_raw(lazy) is lazy  # a recording keeps it lazy
     rec = Recording(provider="p", profile="x", ref="r", id="r", raw=lazy)
     assert _bytes(rec.to_dict()["raw"]) == expected
+    assert type(lazy.copy()) is dict and _bytes(lazy.copy()) == expected  # what to_dict hands on
     assert _bytes(dict(rec.replace(filename="f").raw)) == expected
     assert repr(lazy) == repr(clean_raw(raw, redact_urls=redact))
     assert sorted(map(repr, lazy)) == sorted(map(repr, clean_raw(raw, redact_urls=redact)))

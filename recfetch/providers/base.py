@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from recfetch.errors import ConfigError, RecfetchError
 from recfetch.providers.limiter import ApiLimiter, Budget
-from recfetch.redact import clean_raw
+from recfetch.redact import LazyRaw, clean_raw
 from recfetch.urls import origin_of  # re-exported: the download engine imports it from here
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ class Recording:
             "direction": self.direction,
             "from": self.from_,
             "to": self.to,
-            "raw": dict(self.raw),
+            "raw": self.raw.copy() if isinstance(self.raw, LazyRaw) else dict(self.raw),
         }  # written in RECORD_FIELDS order (a test holds them together)
 
     def replace(self, **changes: Any) -> Recording:
