@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -124,24 +123,12 @@ def main() -> int:
         f"--{k.replace('_', '-')}={getattr(args, k)}"
         for k in ("files", "size_mib", "first_byte", "connect", "api_latency")
     ]
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", *forwarded],
-        env=benchlib.clean_env(work),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdin is not None and server.stdout is not None
+    server = benchlib.ServedStandIn(__file__, ["--serve", *forwarded], work)
     try:
-        hello = json.loads(server.stdout.readline())
-        profile = "\n".join(f'{k} = "{v}"' for k, v in hello["profile"].items())
-        (work / "config.toml").write_text(f"[profiles.bench.realtimekit]\n{profile}\n")
+        hello = server.hello()
 
         def counts() -> dict[str, int]:
-            assert server.stdin is not None and server.stdout is not None
-            server.stdin.write("counts\n")
-            server.stdin.flush()
-            return json.loads(server.stdout.readline())  # type: ignore[no-any-return]
+            return server.ask("counts")  # type: ignore[no-any-return]
 
         jobs = [int(j) for j in args.rss_jobs.split(",")]
         plan = [("recfetch", args.jobs), ("curl|jq|xargs", args.jobs), ("aria2c", args.jobs)]
@@ -191,8 +178,7 @@ def main() -> int:
                 )
                 shutil.rmtree(out, ignore_errors=True)
     finally:
-        server.stdin.close()
-        server.wait(timeout=30)
+        server.close(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
     print(

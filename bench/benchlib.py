@@ -74,6 +74,47 @@ def clean_env(work: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+class ServedStandIn:
+    """A bench script's own ``--serve`` mode in a child process, so its CPU is not counted.
+
+    The child prints one JSON line (its "hello", with the stand-in's ``profile``) when ready,
+    answers a question line with one line, and stops when its stdin closes.
+    """
+
+    def __init__(self, script: str, args: Sequence[str], work: Path) -> None:
+        self.work = work
+        self.proc = subprocess.Popen(
+            [sys.executable, script, *args],
+            env=clean_env(work),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def hello(self, provider: str = "realtimekit") -> dict[str, Any]:
+        """The child's first line; its profile is written as the `bench` profile of ``work``."""
+        hello: dict[str, Any] = json.loads(self._line())
+        profile = "\n".join(f'{k} = "{v}"' for k, v in hello["profile"].items())
+        (self.work / "config.toml").write_text(f"[profiles.bench.{provider}]\n{profile}\n")
+        return hello
+
+    def ask(self, question: str) -> Any:
+        """Send one line, return the child's JSON answer."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(question + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self._line())
+
+    def close(self, timeout: float = 60) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=timeout)
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline()
+
+
 # -- measuring ------------------------------------------------------------------
 
 

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -82,20 +81,11 @@ def main() -> int:
         return 2
     sizes = sorted(int(s) for s in args.sizes.split(","))
     work = Path(tempfile.mkdtemp(prefix="recfetch-list-"))
-    server = subprocess.Popen(
-        [sys.executable, __file__, f"--serve={sizes[-1]}"],
-        env=benchlib.clean_env(work),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdin is not None and server.stdout is not None
+    server = benchlib.ServedStandIn(__file__, [f"--serve={sizes[-1]}"], work)
     rows = []
     failed = False
     try:
-        hello = json.loads(server.stdout.readline())
-        profile = "\n".join(f'{k} = "{v}"' for k, v in hello["profile"].items())
-        (work / "config.toml").write_text(f"[profiles.bench.realtimekit]\n{profile}\n")
+        hello = server.hello()
         for size in sizes:
             size = min(size, hello["total"] // PER_PAGE * PER_PAGE)
             pages = size // PER_PAGE
@@ -138,8 +128,7 @@ def main() -> int:
                 )
                 run.stdout.unlink()
     finally:
-        server.stdin.close()
-        server.wait(timeout=60)
+        server.close()
         shutil.rmtree(work, ignore_errors=True)
     print(
         f"RealtimeKit listing, {PER_PAGE} per page, loopback, no API latency; CPU and peak RSS of the "

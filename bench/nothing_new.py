@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -70,27 +69,15 @@ def main() -> int:
     shm = Path("/dev/shm")
     work = Path(tempfile.mkdtemp(prefix="recfetch-nothing-new-", dir=shm if shm.is_dir() else None))
     env = benchlib.clean_env(work)
-    server = subprocess.Popen(
-        [sys.executable, __file__, f"--serve={args.recordings}"],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdin is not None and server.stdout is not None
+    server = benchlib.ServedStandIn(__file__, [f"--serve={args.recordings}"], work)
 
     def gets() -> int:
-        assert server.stdin is not None and server.stdout is not None
-        server.stdin.write("gets\n")
-        server.stdin.flush()
-        return int(server.stdout.readline())
+        return int(server.ask("gets"))
 
     rows = []
     failed = False
     try:
-        hello = json.loads(server.stdout.readline())
-        profile = "\n".join(f'{k} = "{v}"' for k, v in hello["profile"].items())
-        (work / "config.toml").write_text(f"[profiles.bench.realtimekit]\n{profile}\n")
+        hello = server.hello()
         pull = [
             *benchlib.recfetch_cmd(),
             "--quiet",
@@ -146,8 +133,7 @@ def main() -> int:
                 )
             )
     finally:
-        server.stdin.close()
-        server.wait(timeout=60)
+        server.close()
         shutil.rmtree(work, ignore_errors=True)
     print(
         f"{hello['total']:,} RealtimeKit recordings in the archive, {PER_PAGE} per listing page, loopback; "
