@@ -74,73 +74,49 @@ def _apply(ctx: typer.Context, param: Any, value: Any) -> Any:
     return value
 
 
+def _global_option(*decls: str, help: str, **extra: Any) -> Any:
+    """One global option: handed to the Runtime by `_apply`, never a parameter of a command."""
+    return typer.Option(
+        *decls, callback=_apply, expose_value=False, show_default=False, help=GLOBAL + help, **extra
+    )
+
+
 def _global_options(
     profile: Annotated[
         str | None,
-        typer.Option(
+        _global_option(
             "--profile",
             "-p",
             metavar="NAME",
-            callback=_apply,
-            expose_value=False,
-            show_default=False,
             autocompletion=_complete.profiles,
-            help=GLOBAL + "profile to use (env RECFETCH_PROFILE; default: default_profile, else `default`).",
+            help="profile to use (env RECFETCH_PROFILE; default: default_profile, else `default`).",
         ),
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option(
+        _global_option(
             "--config",
             metavar="PATH",
-            callback=_apply,
-            expose_value=False,
-            show_default=False,
-            help=GLOBAL + "config file (env RECFETCH_CONFIG; default: the user config dir).",
+            help="config file (env RECFETCH_CONFIG; default: the user config dir).",
         ),
     ] = None,
     quiet: Annotated[
         bool,
-        typer.Option(
-            "--quiet",
-            "-q",
-            callback=_apply,
-            expose_value=False,
-            show_default=False,
-            help=GLOBAL + "no progress, only errors.",
-        ),
+        _global_option("--quiet", "-q", help="no progress, only errors."),
     ] = False,
     verbose: Annotated[
         int,
-        typer.Option(
-            "--verbose",
-            "-v",
-            count=True,
-            callback=_apply,
-            expose_value=False,
-            show_default=False,
-            help=GLOBAL + "debug logs on stderr (secrets redacted); repeatable.",
+        _global_option(
+            "--verbose", "-v", count=True, help="debug logs on stderr (secrets redacted); repeatable."
         ),
     ] = 0,
     no_progress: Annotated[
         bool,
-        typer.Option(
-            "--no-progress",
-            callback=_apply,
-            expose_value=False,
-            show_default=False,
-            help=GLOBAL + "never show progress bars.",
-        ),
+        _global_option("--no-progress", help="never show progress bars."),
     ] = False,
     color: Annotated[
         Color,
-        typer.Option(
-            "--color",
-            callback=_apply,
-            expose_value=False,
-            show_default=False,
-            help=GLOBAL + "colour: auto (terminals, honours NO_COLOR), always or never.",
-        ),
+        _global_option("--color", help="colour: auto (terminals, honours NO_COLOR), always or never."),
     ] = Color.auto,
 ) -> None:
     """Declares the global options; Typer builds their Click parameters from this signature."""
