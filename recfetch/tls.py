@@ -9,7 +9,9 @@ from __future__ import annotations
 import ssl
 import threading
 
-__all__ = ["CERTIFICATE_HINT", "certificate_problem", "shared_ssl_context"]
+from recfetch.errors import TransferError
+
+__all__ = ["refused_certificate", "shared_ssl_context"]
 
 _lock = threading.Lock()
 _context: ssl.SSLContext | None = None
@@ -26,22 +28,24 @@ def shared_ssl_context() -> ssl.SSLContext:
         return _context
 
 
-def certificate_problem(exc: BaseException) -> str | None:
-    """Why the peer's TLS certificate was refused, if that is what ``exc`` (or its cause) is.
+def refused_certificate(
+    exc: BaseException, host: str, *, provider: str | None = None
+) -> TransferError | None:
+    """The error to stop with when ``exc`` (or its cause) is a TLS certificate that did not verify.
 
-    A certificate that does not verify will not verify on a retry: callers fail at once
-    and name the fix instead of retrying it as a network error.
+    It will not verify on a retry either: callers fail at once, naming ``host`` and the fix,
+    instead of retrying it as a network error. None for any other failure.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
-            return current.verify_message or current.reason or "certificate verify failed"
+            problem = current.verify_message or current.reason or "certificate verify failed"
+            return TransferError(
+                f"the TLS certificate of {host} was refused ({problem})",
+                hint="if the host uses a private certificate authority, point SSL_CERT_FILE at its CA bundle",
+                provider=provider,
+            )
         current = current.__cause__ or current.__context__
     return None
-
-
-CERTIFICATE_HINT = (
-    "if the host uses a private certificate authority, point SSL_CERT_FILE at its CA bundle"
-)

@@ -24,7 +24,7 @@ from recfetch.errors import (
     TransferError,
 )
 from recfetch.redact import redact_url
-from recfetch.tls import CERTIFICATE_HINT, certificate_problem
+from recfetch.tls import refused_certificate
 
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
@@ -189,11 +189,8 @@ def transport_signal(exc: httpx.TransportError, url: str, *, stall_timeout: floa
         return Retry(TransferError, f"{what} {redact_url(url)}", stall=True)
     if isinstance(exc, httpx.UnsupportedProtocol):
         return Fail(ProviderError(f"unsupported download URL {redact_url(url)}"), "bad url")
-    problem = certificate_problem(exc)
-    if problem is not None:  # it will not verify on a retry either
-        refused = TransferError(
-            f"the TLS certificate of {urlsplit(url).netloc} was refused ({problem})", hint=CERTIFICATE_HINT
-        )
+    refused = refused_certificate(exc, urlsplit(url).netloc)
+    if refused is not None:
         return Fail(refused, "certificate refused")
     return Retry(TransferError, f"connection to {redact_url(url)} failed ({_describe(exc)})")
 

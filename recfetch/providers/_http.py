@@ -26,7 +26,7 @@ from recfetch.errors import (
     TransferError,
 )
 from recfetch.providers.limiter import ApiLimiter
-from recfetch.tls import CERTIFICATE_HINT, certificate_problem, shared_ssl_context
+from recfetch.tls import refused_certificate, shared_ssl_context
 from recfetch.urls import is_loopback, origin_of, redact_url
 
 log = logging.getLogger("recfetch.api")
@@ -157,14 +157,10 @@ class ApiClient:
                         auth=self.auth if authenticated else None,
                     )
             except httpx.TransportError as exc:
-                problem = certificate_problem(exc)
-                if problem is not None:  # it will not verify on a retry either
-                    raise TransferError(
-                        f"the TLS certificate of {self.provider} at {redact_url(self.base_url)}"
-                        f" was refused ({problem})",
-                        hint=CERTIFICATE_HINT,
-                        provider=self.provider,
-                    ) from None
+                where = f"{self.provider} at {redact_url(self.base_url)}"
+                refused = refused_certificate(exc, where, provider=self.provider)
+                if refused is not None:
+                    raise refused from None
                 if idempotent and attempt <= self.retries:
                     self._wait(attempt, None)
                     continue
