@@ -48,18 +48,27 @@ def tls_standin(ca: trustme.CA) -> Iterator[realtimekit.RealtimeKitStandIn]:
         storage.server.stop()
 
 
+def recfetch(
+    profile: dict[str, str], tmp_path: Path, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``recfetch -p tls realtimekit ARGS`` with ``profile`` as its only config."""
+    config = tmp_path / "config.toml"
+    config.write_text("[profiles.tls.realtimekit]\n" + "".join(f'{k} = "{v}"\n' for k, v in profile.items()))
+    config.chmod(0o600)
+    command = [sys.executable, "-m", "recfetch", "--config", str(config), "-p", "tls", "realtimekit", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+
+
 def pull(
     standin: realtimekit.RealtimeKitStandIn, tmp_path: Path, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    profile = "\n".join(f'{key} = "{value}"' for key, value in standin.profile().items())
-    config = tmp_path / "config.toml"
-    config.write_text(f"[profiles.tls.realtimekit]\n{profile}\n")
-    config.chmod(0o600)
-    command = [sys.executable, "-m", "recfetch", "--config", str(config), "-p", "tls", "realtimekit", "pull"]
-    return subprocess.run(
-        [*command, "-o", str(tmp_path / "out"), "--jsonl", "--no-archive", "-j", "2"],
-        capture_output=True, text=True, timeout=120, env=env,
-    )
+    out = str(tmp_path / "out")
+    return recfetch(standin.profile(), tmp_path, env, "pull", "-o", out, "--jsonl", "--no-archive", "-j", "2")
+
+
+def untrusting_env() -> dict[str, str]:
+    """This environment without a CA bundle of its own: the system's, which knows no test CA."""
+    return {key: value for key, value in os.environ.items() if key not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
 
 
 def test_recordings_arrive_byte_exact_over_https_from_a_trusted_host(
@@ -80,8 +89,7 @@ def test_recordings_arrive_byte_exact_over_https_from_a_trusted_host(
 def test_an_untrusted_certificate_saves_nothing_and_says_why(
     tls_standin: realtimekit.RealtimeKitStandIn, tmp_path: Path
 ) -> None:
-    env = {key: value for key, value in os.environ.items() if key not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
-    res = pull(tls_standin, tmp_path, env)
+    res = pull(tls_standin, tmp_path, untrusting_env())
     assert res.returncode == 8, res.stderr  # a transfer failure, reported at once: not retried
     out = tmp_path / "out"
     files = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
@@ -97,14 +105,7 @@ def test_an_api_host_with_an_untrusted_certificate_is_refused_at_once_naming_the
     tls_standin: realtimekit.RealtimeKitStandIn, tmp_path: Path
 ) -> None:
     profile = {**tls_standin.profile(), "base_url": tls_standin.storage.server.url + "/client/v4"}
-    config = tmp_path / "config.toml"
-    config.write_text("[profiles.tls.realtimekit]\n" + "\n".join(f'{k} = "{v}"' for k, v in profile.items()))
-    config.chmod(0o600)
-    env = {key: value for key, value in os.environ.items() if key not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
-    res = subprocess.run(
-        [sys.executable, "-m", "recfetch", "--config", str(config), "-p", "tls", "realtimekit", "list"],
-        capture_output=True, text=True, timeout=120, env=env,
-    )
+    res = recfetch(profile, tmp_path, untrusting_env(), "list")
     assert res.returncode == 8, res.stderr
     assert "the TLS certificate of realtimekit at https://127.0.0.1:" in res.stderr
     assert "SSL_CERT_FILE" in res.stderr and res.stdout == ""
