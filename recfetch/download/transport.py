@@ -16,14 +16,15 @@ sitting out a whole stall timeout in recv().
 from __future__ import annotations
 
 import ipaddress
+import re
 import select
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any
+from typing import Any, TypeVar
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import httpcore
@@ -32,7 +33,14 @@ import httpx
 from recfetch.providers._http import USER_AGENT
 from recfetch.tls import shared_ssl_context
 
-__all__ = ["DEFAULT_READ_SIZE", "StorageTransport", "make_client", "proxy_for"]
+__all__ = [
+    "DEFAULT_READ_SIZE",
+    "DirectBody",
+    "StorageTransport",
+    "direct_body",
+    "make_client",
+    "proxy_for",
+]
 
 DEFAULT_READ_SIZE = 1 << 20
 """Largest socket read. httpcore reads 64 KiB at a time; 1 MiB reads make a 1 GiB
@@ -50,9 +58,16 @@ same CPU per byte (bench/batch_vs_peers.py)."""
 
 MIN_READ_SIZE = 32 << 10
 
+HEAD_END = re.compile(rb"\n\r?\n")
+"""The blank line that ends a response head (h11 accepts a bare LF too)."""
+
+INFORMATIONAL = re.compile(rb"HTTP/\d\.\d 1\d\d")
+
 CONNECT_TIMEOUT = 15.0
 STOP_POLL = 0.25
 """How often a blocked socket read looks at the stop event."""
+
+_T = TypeVar("_T")
 
 _EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     # Most specific first: the first match wins.
@@ -211,7 +226,12 @@ def _mapped_errors(request: httpx.Request) -> Iterator[None]:
 
 
 class _TunedStream(httpcore.NetworkStream):
-    """A socket stream that reads in large gulps and wakes up when the run is stopped."""
+    """A socket stream that reads in large gulps and wakes up when the run is stopped.
+
+    It hands h11 a response head on its own (the bytes after the blank line wait
+    in ``_pending``), so h11 never holds body bytes and `DirectBody` can take the
+    body from here instead. h11 sees the same bytes in the same order either way.
+    """
 
     def __init__(self, inner: httpcore.NetworkStream, backend: _TunedBackend) -> None:
         self._inner = inner
@@ -228,15 +248,58 @@ class _TunedStream(httpcore.NetworkStream):
                 self._poll.register(sock, select.POLLIN)
         self._sock = sock
         self._buffer: bytearray | None = None
+        self._pending = b""
+        self._head_start: bytes | None = None
+        """While a response head is awaited, its first bytes (None: no head awaited)."""
+        self._head_tail = b""
+        """The last two bytes of the head so far: a blank line can straddle two reads."""
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._pending:
+            data, self._pending = self._pending, b""
+        else:
+            data = self._gulp(timeout)
+        if self._head_start is not None and data:
+            data = self._cut_head(data)
+        return data
+
+    def readinto(self, view: memoryview, timeout: float | None) -> int:
+        """Bytes straight into ``view`` (no copy through h11); 0 at the end of the stream."""
+        if self._pending:
+            n = min(len(view), len(self._pending))
+            view[:n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            return n
+        if self._eof:
+            return 0
+        n = self._patiently(lambda slice_: self._recv_into(view, slice_), timeout)
+        if n == 0:
+            self._eof = True
+            return 0
+        while n < len(view) and self._ready():
+            try:
+                more = self._recv_into(view[n:], timeout)
+            except (httpcore.ReadError, httpcore.ReadTimeout):
+                break  # hand over what arrived; the next read reports the failure
+            if not more:
+                self._eof = True
+                break
+            n += more
+        return n
+
+    @property
+    def has_socket(self) -> bool:
+        return self._sock is not None
+
+    def _gulp(self, timeout: float | None) -> bytes:
+        """Up to this moment's read size, coalescing what TLS has already decrypted."""
         if self._eof:
             return b""
         # Fewer bytes than httpcore's 64 KiB when many connections share the budget.
         want = self._backend.read_size_now()
         if self._buffer is not None and len(self._buffer) > 2 * want:
             self._buffer = None  # more connections share the budget now: a smaller one
-        data = self._read_patiently(want, timeout)
+        data = self._patiently(lambda slice_: self._recv(want, slice_), timeout)
         if not data:
             self._eof = True
             return b""
@@ -256,6 +319,31 @@ class _TunedStream(httpcore.NetworkStream):
             got += len(more)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def _cut_head(self, data: bytes) -> bytes:
+        """``data`` up to the end of the awaited response head; the rest waits in _pending."""
+        start, tail = self._head_start or b"", self._head_tail
+        end = -1
+        if tail:
+            match = HEAD_END.search(tail + data[:2])
+            if match:
+                end = match.end() - len(tail)
+        if end < 0:
+            match = HEAD_END.search(data)
+            if match:
+                end = match.end()
+        if len(start) < 16:
+            start = (start + data[:16])[:16]
+        if end < 0:
+            self._head_start, self._head_tail = start, (tail + data[-2:])[-2:]
+            return data
+        # After a 1xx head (103 Early Hints) the real one follows.
+        self._head_start = b"" if INFORMATIONAL.match(start) else None
+        self._head_tail = b""
+        if end < len(data):
+            self._pending = data[end:]
+            return data[:end]
+        return data
+
     def _ready(self) -> bool:
         """More bytes can be read at once: only asked of TLS, whose reads stop at a 16 KiB
         record; a plain socket's read already took everything that had arrived."""
@@ -274,26 +362,29 @@ class _TunedStream(httpcore.NetworkStream):
 
     def _recv(self, want: int, timeout: float | None) -> bytes:
         """One recv() of up to ``want`` bytes into this connection's reused buffer."""
-        sock = self._sock
-        if sock is None:
+        if self._sock is None:
             return self._inner.read(want, timeout)
         buffer = self._buffer
         if buffer is None or len(buffer) < want:
             buffer = self._buffer = bytearray(want)
+        with memoryview(buffer) as view:
+            n = self._recv_into(view[:want], timeout)
+            return view[:n].tobytes()
+
+    def _recv_into(self, view: memoryview, timeout: float | None) -> int:
+        sock = self._sock
         try:
             if sock.gettimeout() != timeout:
                 sock.settimeout(timeout)  # a system call (and a GIL hand-off): only on a change
-            n = sock.recv_into(buffer, want)
+            return int(sock.recv_into(view, len(view)))
         except TimeoutError as exc:
             raise httpcore.ReadTimeout(str(exc)) from exc
         except OSError as exc:
             raise httpcore.ReadError(str(exc)) from exc
-        with memoryview(buffer) as view:
-            return view[:n].tobytes()
 
-    def _read_patiently(self, want: int, timeout: float | None) -> bytes:
+    def _patiently(self, receive: Callable[[float | None], _T], timeout: float | None) -> _T:
         if self._stop is None:
-            return self._recv(want, timeout)
+            return receive(timeout)
         # Wait in short slices so that a stopped run does not sit out a whole
         # stall timeout inside recv(); a timed-out recv consumes nothing.
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -304,7 +395,7 @@ class _TunedStream(httpcore.NetworkStream):
             if deadline is not None:
                 slice_ = max(0.0, min(STOP_POLL, deadline - time.monotonic()))
             try:
-                return self._recv(want, slice_)
+                return receive(slice_)
             except httpcore.ReadTimeout:
                 if self._stop.is_set() or (
                     deadline is not None and time.monotonic() >= deadline
@@ -312,6 +403,8 @@ class _TunedStream(httpcore.NetworkStream):
                     raise
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        # A request goes out: the next bytes in are a response head.
+        self._head_start, self._head_tail = b"", b""
         self._inner.write(buffer, timeout)
 
     def close(self) -> None:
@@ -333,7 +426,65 @@ class _TunedStream(httpcore.NetworkStream):
         return _TunedStream(inner, self._backend)
 
     def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable" and self._pending:
+            return True  # bytes nobody asked for: the pool must not reuse this connection
         return self._inner.get_extra_info(info)
+
+
+class DirectBody:
+    """The body of a response with a Content-Length, read into the caller's buffers.
+
+    Bytes go from the socket straight into a buffer the caller reuses, instead of
+    through h11, httpcore and httpx (three copies of every byte). h11 then never
+    sees the end of the body, so closing the response closes the connection
+    instead of keeping it for the next request: worth it for a large body only.
+    Errors are the ones httpx raises for a body read through it.
+    """
+
+    def __init__(
+        self, stream: _TunedStream, request: httpx.Request, length: int, timeout: float | None
+    ) -> None:
+        self._stream = stream
+        self._request = request
+        self.length = length
+        self.received = 0
+        self._timeout = timeout
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` with the next bytes of the body (fewer when fewer have arrived);
+        0 once the whole body is in."""
+        left = self.length - self.received
+        if left <= 0:
+            return 0
+        with _mapped_errors(self._request):
+            n = self._stream.readinto(view[:left], self._timeout)
+        if n == 0:
+            raise httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body "
+                f"(received {self.received} bytes, expected {self.length})",
+                request=self._request,
+            )
+        self.received += n
+        return n
+
+
+def direct_body(response: httpx.Response, *, min_length: int) -> DirectBody | None:
+    """A `DirectBody` for ``response`` when it is a plain HTTP/1.1 body of at least
+    ``min_length`` bytes from one of this module's connections, else None (read it
+    through httpx as usual)."""
+    stream = response.extensions.get("network_stream")
+    if not isinstance(stream, _TunedStream) or not stream.has_socket:
+        return None
+    if response.http_version != "HTTP/1.1":
+        return None
+    headers = response.headers
+    if "transfer-encoding" in headers or "content-encoding" in headers:
+        return None
+    value = headers.get("content-length", "").strip()
+    if not (value.isascii() and value.isdigit()) or int(value) < min_length:
+        return None
+    timeouts = response.request.extensions.get("timeout") or {}
+    return DirectBody(stream, response.request, int(value), timeouts.get("read"))
 
 
 class _TunedBackend(httpcore.NetworkBackend):
