@@ -4,10 +4,12 @@ The receiving thread writes each chunk itself (``os.write`` releases the GIL and
 a slow disk then slows the sender through TCP flow control). A transfer running
 alone hashes on a helper thread, so sha256 overlaps with receiving and writing;
 the chunks queued for it are counted against a `Budget` shared by every transfer
-of a run, so memory stays bounded. A transfer running beside others hashes
-inline: hashlib releases the GIL, so the other transfers keep the cores busy
-meanwhile, and a batch saves a thread, a queue hand-off per chunk and the
-memory of both per file.
+of a run, so memory stays bounded. Such a transfer can also receive straight into
+the part's own ring of buffers (`PartFile.receive_buffer`): a buffer comes back
+only once the helper has hashed what was last written from it. A transfer running
+beside others hashes inline: hashlib releases the GIL, so the other transfers
+keep the cores busy meanwhile, and a batch saves a thread, a queue hand-off per
+chunk and the memory of both per file.
 ``<final>.part.meta`` remembers the validator (ETag) and total of the object the
 bytes came from, never the URL (it is a credential).
 """
@@ -33,6 +35,10 @@ WRITEBACK_EVERY = 32 << 20
 
 HASH_QUEUE_CHUNKS = 2
 """Chunks queued for the hashing thread of one transfer."""
+
+RING_BUFFERS = HASH_QUEUE_CHUNKS + 2
+"""Receive buffers of a part hashed on a helper: queued ones, the one being hashed,
+the one being filled."""
 
 
 class Budget:
@@ -100,8 +106,13 @@ class PartFile:
         """How many leading bytes the hasher has seen (-1: it must re-read the file)."""
         self.committed = False
         self._advised = self.size
+        self._ring: list[bytearray] = []
+        self._marks: list[int] = []
+        """Per ring buffer: how many chunks the hasher must have hashed before it is reused."""
+        self._next = 0
+        self._filling: int | None = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Append ``data`` and queue it for hashing; raises OSError (the bytes that made it
         to disk are kept and counted)."""
         if self.hashed != self.size:
@@ -118,8 +129,27 @@ class PartFile:
         self.size += done
         self.hasher.update(data)
         self.hashed = self.size
+        if self._filling is not None:
+            self._marks[self._filling] = self.hasher.queued
+            self._filling = None
         if WRITEBACK_EVERY and self.size - self._advised >= WRITEBACK_EVERY:
             self._start_writeback()
+
+    def receive_buffer(self) -> memoryview:
+        """A buffer of ``read_size`` bytes to receive the next chunk into, then `write`.
+
+        Without a hashing helper one buffer serves every chunk; with one, a ring
+        of them, each reused once the helper has hashed the chunk last written
+        from it (waiting for that, so a slow hash slows the download).
+        """
+        slot = self._next
+        if slot == len(self._ring):
+            self._ring.append(bytearray(self.read_size))
+            self._marks.append(0)
+        self._next = (slot + 1) % (RING_BUFFERS if self.hash_on_thread else 1)
+        self.hasher.wait_hashed(self._marks[slot])
+        self._filling = slot
+        return memoryview(self._ring[slot])
 
     def _start_writeback(self) -> None:
         """Start writing dirty pages to disk now, so the fsync before the rename is short.
@@ -138,8 +168,7 @@ class PartFile:
         os.ftruncate(self.fd, 0)
         os.lseek(self.fd, 0, os.SEEK_SET)
         self.size = 0
-        self.hasher.close()
-        self.hasher = self._new_hasher()
+        self._replace_hasher()
         self.hashed = 0
 
     def digests(self) -> dict[str, str]:
@@ -166,10 +195,15 @@ class PartFile:
     def _new_hasher(self) -> Hasher:
         return Hasher(self.extra, self.budget if self.hash_on_thread else None)
 
-    def _rehash(self) -> None:
-        """Hash the bytes already on disk (a resumed .part), here and now."""
+    def _replace_hasher(self) -> None:
+        """A fresh hasher; the old one is closed first, so no ring buffer is still in use."""
         self.hasher.close()
         self.hasher = self._new_hasher()
+        self._marks = [0] * len(self._marks)
+
+    def _rehash(self) -> None:
+        """Hash the bytes already on disk (a resumed .part), here and now."""
+        self._replace_hasher()
         position = 0
         while position < self.size:
             chunk = os.pread(self.fd, min(self.read_size, self.size - position), position)
@@ -191,16 +225,19 @@ class _Stage:
     """
 
     def __init__(
-        self, name: str, work: Callable[[bytes], None], drop: Callable[[bytes], None]
+        self,
+        name: str,
+        work: Callable[[bytes | memoryview], None],
+        drop: Callable[[bytes | memoryview], None],
     ) -> None:
         self._name = name
         self._work = work
         self._drop = drop
-        self._queue: queue.Queue[bytes | None] = queue.Queue(HASH_QUEUE_CHUNKS)
+        self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(HASH_QUEUE_CHUNKS)
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
-    def put(self, data: bytes) -> None:
+    def put(self, data: bytes | memoryview) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
@@ -239,19 +276,34 @@ class Hasher:
         if extra and extra != "sha256":
             self.hashes[extra] = hashlib.new(extra)
         self.budget = budget
+        self.queued = 0
+        """Chunks given to `update` so far."""
+        self._hashed = 0
+        self._done = threading.Condition()
         self._stage: _Stage | None = None
         if budget is not None:
             self._stage = _Stage("recfetch-hash", self._update_now, self._drop)
 
-    def update(self, data: bytes) -> None:
-        """Hash ``data``: queued for the helper (its budget given back once hashed), or now."""
+    def update(self, data: bytes | memoryview) -> None:
+        """Hash ``data``: queued for the helper (its budget given back once hashed), or now.
+
+        Queued data must stay unchanged until `wait_hashed` says it is done.
+        """
+        self.queued += 1
         if self._stage is None or self.budget is None:
             self.absorb(data)
+            self._hashed = self.queued
             return
         self.budget.take(len(data))
         self._stage.put(data)
 
-    def absorb(self, data: bytes) -> None:
+    def wait_hashed(self, count: int) -> None:
+        """Return once the first ``count`` chunks given to `update` are hashed (or dropped)."""
+        with self._done:
+            while self._hashed < count:
+                self._done.wait()
+
+    def absorb(self, data: bytes | memoryview) -> None:
         """Hash ``data`` now, on this thread (nothing queued, no budget)."""
         for h in self.hashes.values():
             h.update(data)
@@ -266,13 +318,16 @@ class Hasher:
         if self._stage is not None:
             self._stage.close()
 
-    def _update_now(self, data: bytes) -> None:
+    def _update_now(self, data: bytes | memoryview) -> None:
         self.absorb(data)  # if this raises, the stage drops the chunk (and gives it back)
         self._drop(data)
 
-    def _drop(self, data: bytes) -> None:
+    def _drop(self, data: bytes | memoryview) -> None:
         assert self.budget is not None
         self.budget.give(len(data))
+        with self._done:
+            self._hashed += 1
+            self._done.notify_all()
 
 
 def extra_algorithm(checksum: str | None) -> str | None:

@@ -18,6 +18,8 @@ import httpx
 from recfetch.download import http_rules as rules
 from recfetch.download.decoding import DECODABLE, Decoder, EncodingCutOff
 from recfetch.download.failures import Fail, Rejected, Restart, Retry, Stopped, status_failure
+from recfetch.download.partfile import PartFile
+from recfetch.download.transport import DirectBody, direct_body
 from recfetch.errors import IntegrityError, ProviderError, TransferError
 from recfetch.providers.base import DownloadTarget, origin_of
 from recfetch.redact import SENSITIVE_HEADERS, redact_url
@@ -32,6 +34,9 @@ log = logging.getLogger("recfetch.download")
 MAX_REDIRECTS = 5
 SNIFF_BYTES = 64
 ERROR_BODY_LIMIT = 16 * 1024
+DIRECT_BODY_MIN = 16 << 20
+"""A body at least this long, for a transfer running alone, goes from the socket straight
+into the .part's buffers (`transport.DirectBody`); its connection is not reused."""
 
 
 def open_following(job: _Job, target: DownloadTarget, headers: dict[str, str]) -> httpx.Response:
@@ -111,14 +116,14 @@ def receive(job: _Job, response: httpx.Response, offset: int) -> bool:
     if media_type and media_type != "application/octet-stream":
         job.media_type = media_type
     coding = _coding(job, response)
-    chunks: Iterable[bytes]
+    chunks: Iterable[bytes] | Iterable[memoryview] | Iterable[bytes | memoryview]
     end: int | None = None
     if response.status_code == 206:
         if coding:
             # A Range counts encoded bytes; the .part holds decoded ones.
             raise Restart(f"the storage host sent a {coding}-encoded partial body")
         end = _accept_partial(job, response, offset)
-        chunks, framed = response.iter_raw(), True
+        chunks, framed = _raw_body(job, response), True
     else:
         with _decoding_errors(job, coding):
             chunks, framed = _accept_whole(job, response, offset, coding)
@@ -212,7 +217,7 @@ def _coding(job: _Job, response: httpx.Response) -> str | None:
 
 def _accept_whole(
     job: _Job, response: httpx.Response, offset: int, coding: str | None
-) -> tuple[Iterator[bytes], bool]:
+) -> tuple[Iterator[bytes | memoryview], bool]:
     """Check a 200 (the whole object from byte 0); returns its body and whether it is framed.
 
     An encoded body is decoded as it arrives; its Content-Length counts encoded
@@ -228,11 +233,13 @@ def _accept_whole(
             ),
             "size mismatch",
         )
-    raw: Iterator[bytes] = response.iter_raw()
+    raw: Iterator[bytes] | Iterator[memoryview]
     if coding:
-        raw = Decoder(coding, job.engine.read_size).iterate(raw)
+        raw = Decoder(coding, job.engine.read_size).iterate(response.iter_raw())
+    else:
+        raw = _raw_body(job, response)
     head, rest = _peek(raw, SNIFF_BYTES)
-    if rules.looks_like_error_page(head):
+    if rules.looks_like_error_page(bytes(head)):
         raise Rejected("HTTP 200 with an HTML/JSON/XML body", page=True)
     if offset > 0:
         # The server ignored our Range (Kazoo does) or If-Range found the
@@ -246,7 +253,29 @@ def _accept_whole(
     return _chain(head, rest), framed
 
 
-def _write_body(job: _Job, chunks: Iterable[bytes]) -> int:
+def _raw_body(job: _Job, response: httpx.Response) -> Iterator[bytes] | Iterator[memoryview]:
+    """The body's bytes as they arrive: straight into the .part's buffers when the
+    transfer runs alone and the body is long, else through httpx."""
+    part = job.part
+    if isinstance(part, PartFile) and part.hash_on_thread:
+        body = direct_body(response, min_length=DIRECT_BODY_MIN)
+        if body is not None:
+            return _received(part, body)
+    return response.iter_raw()
+
+
+def _received(part: PartFile, body: DirectBody) -> Iterator[memoryview]:
+    while True:
+        view = part.receive_buffer()
+        n = body.readinto(view)
+        if n == 0:
+            return
+        yield view[:n]
+
+
+def _write_body(
+    job: _Job, chunks: Iterable[bytes] | Iterable[memoryview] | Iterable[bytes | memoryview]
+) -> int:
     """Stream ``chunks`` into the .part; returns its size.
 
     Whatever stops the body, the bytes already received are on disk: the next
@@ -267,9 +296,11 @@ def _write_body(job: _Job, chunks: Iterable[bytes]) -> int:
     return part.size
 
 
-def _peek(chunks: Iterator[bytes], n: int) -> tuple[bytes, Iterator[bytes]]:
+def _peek(
+    chunks: Iterator[bytes] | Iterator[memoryview], n: int
+) -> tuple[bytes | memoryview, Iterator[bytes] | Iterator[memoryview]]:
     """At least ``n`` leading bytes (fewer at the end of the body) and the rest."""
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = []
     got = 0
     for chunk in chunks:
         parts.append(chunk)
@@ -279,7 +310,9 @@ def _peek(chunks: Iterator[bytes], n: int) -> tuple[bytes, Iterator[bytes]]:
     return (parts[0] if len(parts) == 1 else b"".join(parts)), chunks
 
 
-def _chain(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+def _chain(
+    head: bytes | memoryview, rest: Iterator[bytes] | Iterator[memoryview]
+) -> Iterator[bytes | memoryview]:
     if head:
         yield head
     yield from rest
