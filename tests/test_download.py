@@ -50,7 +50,7 @@ from fixtures_download import (  # noqa: E402
 )
 from s3 import DropProxy, S3Store  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("fast_backoff")
+pytestmark = pytest.mark.usefixtures("fast_backoff", "body_path")
 
 MiB = 1 << 20
 KEY = "org/user/call/egress-1.mp3"
@@ -59,6 +59,15 @@ KEY = "org/user/call/egress-1.mp3"
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
     return tmp_path / "out" / "rec.mp3"
+
+
+@pytest.fixture(params=["through-httpx", "direct"])
+def body_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: bodies read through h11/httpx, and (a transfer running alone) read
+    straight from the socket into the .part's buffers, which big files take (receive.py)."""
+    if request.param == "direct":
+        monkeypatch.setattr(download.receive, "DIRECT_BODY_MIN", 0)
+    return str(request.param)
 
 
 # ---------------------------------------------------------------------------

@@ -14,11 +14,13 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import trustme
 
+from recfetch.download.receive import DIRECT_BODY_MIN
 from recfetch.sandbox import realtimekit
 from recfetch.sandbox.httpserver import Server
 from recfetch.sandbox.storage import Storage
@@ -32,13 +34,14 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-@pytest.fixture
-def tls_standin(ca: trustme.CA) -> Iterator[realtimekit.RealtimeKitStandIn]:
+@contextmanager
+def standin_serving(ca: trustme.CA, sizes: tuple[int, ...]) -> Iterator[realtimekit.RealtimeKitStandIn]:
+    """A RealtimeKit stand-in with one recording per size, its storage host on HTTPS."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
     storage = Storage(Server("storage", tls=context).start())
     standin = realtimekit.create(storage, recordings=0)
-    for size in SIZES:
+    for size in sizes:
         standin.add_recording(size=size)
     standin.server.start()
     try:
@@ -46,6 +49,12 @@ def tls_standin(ca: trustme.CA) -> Iterator[realtimekit.RealtimeKitStandIn]:
     finally:
         standin.server.stop()
         storage.server.stop()
+
+
+@pytest.fixture
+def tls_standin(ca: trustme.CA) -> Iterator[realtimekit.RealtimeKitStandIn]:
+    with standin_serving(ca, SIZES) as standin:
+        yield standin
 
 
 def recfetch(
@@ -60,10 +69,28 @@ def recfetch(
 
 
 def pull(
-    standin: realtimekit.RealtimeKitStandIn, tmp_path: Path, env: dict[str, str]
+    standin: realtimekit.RealtimeKitStandIn, tmp_path: Path, env: dict[str, str], jobs: int = 2
 ) -> subprocess.CompletedProcess[str]:
     out = str(tmp_path / "out")
-    return recfetch(standin.profile(), tmp_path, env, "pull", "-o", out, "--jsonl", "--no-archive", "-j", "2")
+    return recfetch(
+        standin.profile(), tmp_path, env, "pull", "-o", out, "--jsonl", "--no-archive", "-j", str(jobs)
+    )
+
+
+def trusting_env(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return {**os.environ, "SSL_CERT_FILE": str(bundle)}
+
+
+def assert_saved_byte_exact(
+    standin: realtimekit.RealtimeKitStandIn, out: Path, sizes: tuple[int, ...]
+) -> None:
+    saved = sorted(out.iterdir(), key=lambda p: p.stat().st_size)
+    assert [p.stat().st_size for p in saved] == sorted(sizes)
+    keys = [rec["key"] for rec in standin.recordings.values()]
+    stored = {hashlib.sha256(standin.storage.content(key)).hexdigest() for key in keys}
+    assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in saved} == stored
 
 
 def untrusting_env() -> dict[str, str]:
@@ -74,16 +101,19 @@ def untrusting_env() -> dict[str, str]:
 def test_recordings_arrive_byte_exact_over_https_from_a_trusted_host(
     tls_standin: realtimekit.RealtimeKitStandIn, ca: trustme.CA, tmp_path: Path
 ) -> None:
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    res = pull(tls_standin, tmp_path, {**os.environ, "SSL_CERT_FILE": str(bundle)})
+    res = pull(tls_standin, tmp_path, trusting_env(ca, tmp_path))
     assert res.returncode == 0, res.stderr
-    saved = sorted((tmp_path / "out").iterdir(), key=lambda p: p.stat().st_size)
-    assert [p.stat().st_size for p in saved] == sorted(SIZES)
-    keys = [rec["key"] for rec in tls_standin.recordings.values()]
-    stored = {hashlib.sha256(tls_standin.storage.content(key)).hexdigest() for key in keys}
-    assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in saved} == stored
+    assert_saved_byte_exact(tls_standin, tmp_path / "out", SIZES)
     assert tls_standin.storage.server.url.startswith("https://")
+
+
+def test_a_large_recording_alone_arrives_byte_exact_over_https(ca: trustme.CA, tmp_path: Path) -> None:
+    """Alone, a body this long is read from the TLS socket straight into the .part's buffers."""
+    sizes = (DIRECT_BODY_MIN + 5 * MiB + 3, 1000)
+    with standin_serving(ca, sizes) as standin:
+        res = pull(standin, tmp_path, trusting_env(ca, tmp_path), jobs=1)
+        assert res.returncode == 0, res.stderr
+        assert_saved_byte_exact(standin, tmp_path / "out", sizes)
 
 
 def test_an_untrusted_certificate_saves_nothing_and_says_why(
