@@ -89,7 +89,7 @@ class ObjectUpload:
         """Parts sent or being sent."""
         return len(self._parts) + len(self._in_flight)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if not data:
             return
         view = memoryview(data)

@@ -63,7 +63,7 @@ class ObjectPart:
     def size(self) -> int:
         return self.upload.size
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self.job.media_type and self.upload.parts_uploaded == 0:
             self.upload.content_type = self.job.media_type
         try:
