@@ -227,6 +227,27 @@ def test_one_malformed_piped_line_fails_alone_and_the_good_refs_download(
     assert next(e for e in res.jsonl() if e.get("type") == "summary")["exit_code"] == 3
 
 
+def test_a_malformed_piped_line_is_reported_by_every_shard_and_the_refs_still_split(
+    cli: Any, sandbox_profile: Sandbox, tmp_path: Path
+) -> None:
+    # A line that is not a ref belongs to no shard: each shard reading the same pipe says so,
+    # instead of hashing it as if it were a ref, and the good refs still split exactly once.
+    good = sandbox_profile["bird"].ids(status="available")[:6]
+    lines = [*good[:3], "{oops", *good[3:]]
+    taken: list[str] = []
+    for index in (0, 1):
+        out = tmp_path / f"shard{index}"
+        res = cli("bird", "download", "-", "--shard", f"{index}/2", "-o", str(out), "--jsonl",
+                  input="\n".join(lines) + "\n")
+        assert res.exit_code == 3, res.output
+        by_ref = {e["ref"]: e for e in files(res)}
+        bad = by_ref.pop("stdin line 4")
+        assert bad["outcome"] == "failed" and "not valid JSON" in bad["error"]["message"]
+        assert {e["outcome"] for e in by_ref.values()} <= {"downloaded"}
+        taken += by_ref
+    assert sorted(taken) == sorted(good)
+
+
 def test_a_bad_piped_line_has_its_own_result_line_in_the_table_like_every_other_failure(
     cli: Any, sandbox_profile: Sandbox, tmp_path: Path
 ) -> None:

@@ -132,11 +132,14 @@ class DownloadJob:
         )
 
     def run(
-        self, provider: Provider, opts: DownloadOptions, sinks: Sinks, refs: Iterable[str]
+        self, provider: Provider, opts: DownloadOptions, sinks: Sinks, refs: Iterable[str | BadRef]
     ) -> BatchResult:
         if opts.shard:
             shard = parse_shard(opts.shard)
-            refs = (ref for ref in refs if shard.takes(provider.canonical_ref(ref)))
+            # A line that is no ref belongs to no shard: every shard reading that pipe reports it.
+            refs = (
+                ref for ref in refs if isinstance(ref, BadRef) or shard.takes(provider.canonical_ref(ref))
+            )
         with sinks:
             return run_batch(provider, opts, sinks, self.ctx, _resolve(provider, refs, opts, sinks))
 
