@@ -223,7 +223,8 @@ def _verbosity(arg: str) -> int:
 
 
 def _item(value: str) -> Any:
-    from typer.core import CompletionItem
+    # typer.core re-exports Click's CompletionItem (its public home in typer) without declaring it.
+    from typer.core import CompletionItem  # type: ignore[attr-defined]
 
     return CompletionItem(value)
 

@@ -27,8 +27,9 @@ from recfetch.jobs.batch import BatchResult, SkipReason, check_template
 from recfetch.jobs.context import JobContext
 from recfetch.jobs.download import BadRef, DownloadJob, refs_from
 from recfetch.jobs.listing import Limited, build_query, clean_filters, window_text
-from recfetch.jobs.options import DEFAULT_TEMPLATE, DownloadOptions, ListOptions, PullOptions
+from recfetch.jobs.options import DownloadOptions, ListOptions, PullOptions
 from recfetch.jobs.pull import PullJob, PullResult
+from recfetch.naming import DEFAULT_TEMPLATE
 from recfetch.output import EventWriter, human_bytes, progress_for, write_one, write_records
 from recfetch.providers import get_provider
 from recfetch.providers.base import Recording, iso

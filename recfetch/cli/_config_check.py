@@ -41,6 +41,7 @@ def unknown_keys(path: Path, data: dict[str, Any]) -> Iterator[str]:
     for profile, tables in (data.get("profiles") or {}).items():
         if not isinstance(tables, dict):
             continue
+        name: str  # a TOML key is always a string
         for name, table in tables.items():
             where = f"[profiles.{profile}.{name}]"
             if name in PROFILE_TABLES_BESIDES_PROVIDERS:

@@ -69,7 +69,7 @@ def _spec(name: str, annotation: Any, default: Any = dataclasses.MISSING) -> Fie
     return (name, annotation, dataclasses.field(default=default))
 
 
-def _option_fields(options_cls: type[Any], skip: Iterable[str] = ()) -> list[FieldSpec]:
+def _option_fields(options_cls: type, skip: Iterable[str] = ()) -> list[FieldSpec]:
     """One request field per CLI-exposed field of a jobs options class."""
     hints = _type_hints(options_cls)
     specs: list[tuple[int, FieldSpec]] = []
@@ -93,7 +93,7 @@ def _option_fields(options_cls: type[Any], skip: Iterable[str] = ()) -> list[Fie
 
 
 @functools.cache
-def _type_hints(options_cls: type[Any]) -> dict[str, Any]:
+def _type_hints(options_cls: type) -> dict[str, Any]:
     return typing.get_type_hints(options_cls)
 
 
@@ -254,7 +254,7 @@ def _cli_flag(flag: ProviderFlag) -> Flag:
     """A provider's flag (plain data) as a Typer option; choices become an Enum that `_values` unwraps."""
     base: Any = _choice_enum(flag.name, flag.choices) if flag.choices else flag.kind
     if flag.repeatable:
-        kind: Any = list[base] | None  # type: ignore[valid-type]
+        kind: Any = list[base] | None
     elif flag.negatable or (flag.default is None and flag.kind is not bool):
         kind = base | None
     else:

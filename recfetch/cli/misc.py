@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from recfetch import config
 from recfetch.cli import _complete
@@ -104,7 +105,7 @@ def _destination(data: dict[str, Any], profile: str, lines: list[str]) -> dict[s
         if item.source == "unset":
             continue
         secret = key in SECRETS
-        if item.source.startswith("cmd:"):
+        if item.value is None:  # describe() leaves a `_cmd` key's value unread (unset ones are skipped)
             shown, source = f"<from {key}_cmd>", "cmd"
         else:
             shown, source = (mask(item.value) if secret else item.value), item.source
@@ -188,7 +189,7 @@ def providers_cmd(
     """List the providers, their verbs and whether the active profile configures them."""
 
     rt = runtime(ctx)
-    items = []
+    items: list[dict[str, Any]] = []  # the --json document's rows
     for name, cls in REGISTRY.items():
         values = {
             k: v.value or ("cmd" if v.source.startswith("cmd:") else None)
@@ -220,10 +221,15 @@ def _verbs(provider: str) -> list[str]:
     from recfetch.cli._app import app
 
     root = typer.main.get_command(app)
-    group = root.get_command(typer.Context(root), provider)  # type: ignore[attr-defined]
+    assert isinstance(root, TyperGroup)
+    group = root.get_command(typer.Context(root), provider)
+    assert isinstance(group, TyperGroup)  # a provider is a group of verbs
     ctx = typer.Context(group)
-    names = group.list_commands(ctx)  # type: ignore[attr-defined]
-    commands = [name for name in names if not group.get_command(ctx, name).hidden]  # type: ignore[attr-defined]
+    commands = [
+        name
+        for name in group.list_commands(ctx)
+        if (command := group.get_command(ctx, name)) is not None and not command.hidden
+    ]
     return [v for v in COMMON_VERBS if v in commands] + [v for v in commands if v not in COMMON_VERBS]
 
 

@@ -23,8 +23,8 @@ from recfetch.errors import (
     RecfetchError,
     TransferError,
 )
-from recfetch.redact import redact_url
 from recfetch.tls import refused_certificate
+from recfetch.urls import redact_url
 
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 

@@ -12,7 +12,7 @@ destination's prefix.
 from __future__ import annotations
 
 import hashlib
-from pathlib import PurePosixPath
+from pathlib import PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
 from recfetch.download.failures import Fail
@@ -32,7 +32,7 @@ def stage_id(ref: str) -> str:
     return hashlib.sha256(ref.encode("utf-8")).hexdigest()[:40]
 
 
-def store_key(store: ObjectStore, path: PurePosixPath) -> str:
+def store_key(store: ObjectStore, path: PurePath) -> str:
     return store.key(path.as_posix())
 
 
@@ -80,7 +80,8 @@ class ObjectPart:
     def digests(self) -> dict[str, str]:
         return self.upload.digests()
 
-    def commit(self, final: PurePosixPath) -> None:
+    def commit(self, final: PurePath) -> None:
+        """``final`` is the key relative to the prefix; the engine holds it as a local-style `Path`."""
         if self.job.media_type and self.upload.parts_uploaded == 0:
             self.upload.content_type = self.job.media_type
         metadata = {"provider": self.recording.provider, "ref": self.recording.ref}

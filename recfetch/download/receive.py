@@ -22,7 +22,8 @@ from recfetch.download.partfile import PartFile
 from recfetch.download.transport import DirectBody, direct_body
 from recfetch.errors import IntegrityError, ProviderError, TransferError
 from recfetch.providers.base import DownloadTarget, origin_of
-from recfetch.redact import SENSITIVE_HEADERS, redact_url
+from recfetch.redact import SENSITIVE_HEADERS
+from recfetch.urls import redact_url
 
 if TYPE_CHECKING:
     from recfetch.download.engine import _Job

@@ -25,7 +25,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, TypeVar
-from urllib.request import getproxies_environment, proxy_bypass_environment
+from urllib.request import (  # type: ignore[attr-defined]  # typeshed lacks proxy_bypass_environment
+    getproxies_environment,
+    proxy_bypass_environment,
+)
 
 import httpcore
 import httpx

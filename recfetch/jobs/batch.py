@@ -240,9 +240,6 @@ class Recent:
         return len(self._items)
 
 
-_UNKNOWN: Any = object()
-
-
 class Planner:
     """The skip rules of a batch, in one place and one order."""
 
@@ -272,9 +269,8 @@ class Planner:
         if archive is None or self.opts.overwrite:
             return None
         ref = recording.ref
-        entry = self._page_rows.pop(ref, _UNKNOWN)
-        if entry is _UNKNOWN:
-            entry = archive.get(self.provider.name, self.provider.profile, ref)
+        rows = self._page_rows
+        entry = rows.pop(ref) if ref in rows else archive.get(self.provider.name, self.provider.profile, ref)
         if entry is not None and not self.sinks.place.holds(entry.location, recording, sha256=entry.sha256):
             # The archive says done but the file is gone: the recording may still exist
             # only at the provider, so fetch it again rather than trust the record.

@@ -278,17 +278,17 @@ def _open_entries(fd: int) -> dict[Key, tuple[bytes, Pending]]:
             try:
                 item = json.loads(raw)
                 if item["op"] == "intend":
-                    key: Key = tuple(item["key"])  # type: ignore[assignment]
+                    key: Key = tuple(item["key"])
                     manifest = Path(item["manifest"]) if item.get("manifest") else None
                     pending = Pending(
                         *key, Path(item["path"]), item.get("provider_size"), manifest, item.get("sidecar"), 0
                     )
                     entries[key] = (raw, pending)
                 elif item["op"] == "abandon":
-                    entries.pop(tuple(item["key"]), None)  # type: ignore[arg-type]
+                    entries.pop(tuple(item["key"]), None)
                 else:
                     for done in item["keys"]:
-                        entries.pop(tuple(done), None)  # type: ignore[arg-type]
+                        entries.pop(tuple(done), None)
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by the kill: its rename never happened
     return entries
