@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from recfetch.sandbox.httpserver import Fault, Request, Response, Server, json_response
+from recfetch.sandbox.storage import Storage
 
 WORKSPACE_ID = "5f0c7a2e-8d1b-4c3e-9a6f-2b7d4e1c0a99"
 ACCESS_KEY = "bird-sandbox-access-key-9Qx4TzL2"
@@ -76,7 +77,9 @@ class BirdStandIn:
 
     name = "bird"
 
-    def __init__(self, storage: Any, *, port: int = 0, seed: int = 0, recordings: int | None = None) -> None:
+    def __init__(
+        self, storage: Storage, *, port: int = 0, seed: int = 0, recordings: int | None = None
+    ) -> None:
         self.storage = storage
         self.server = Server("bird", port=port)
         self.rng = random.Random(f"bird:{seed}")
@@ -352,5 +355,5 @@ class BirdStandIn:
         return Response(204, b"")
 
 
-def create(storage: Any, *, port: int = 0, seed: int = 0, recordings: int | None = None) -> BirdStandIn:
+def create(storage: Storage, *, port: int = 0, seed: int = 0, recordings: int | None = None) -> BirdStandIn:
     return BirdStandIn(storage, port=port, seed=seed, recordings=recordings)

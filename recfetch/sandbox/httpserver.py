@@ -263,7 +263,7 @@ def _make_handler(server: Server) -> type[BaseHTTPRequestHandler]:
             if isinstance(body, FileBody):
                 file_body = body
                 chunks: Iterable[bytes] = []
-                length = body.length
+                length: int | None = body.length
             elif isinstance(body, bytes | bytearray):
                 chunks = [bytes(body)]
                 length = len(body)

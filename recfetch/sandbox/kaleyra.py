@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recfetch.sandbox.httpserver import PLANTED_SECRET, Fault, Request, Response, Server, json_response
+from recfetch.sandbox.storage import Storage
 
 SID = "HSANDBOX0071US"
 API_KEY = "A3kaleyra-sandbox-api-key-6c1e9d"
@@ -75,7 +76,9 @@ class KaleyraStandIn:
 
     name = "kaleyra"
 
-    def __init__(self, storage: Any, *, port: int = 0, seed: int = 0, recordings: int | None = None) -> None:
+    def __init__(
+        self, storage: Storage, *, port: int = 0, seed: int = 0, recordings: int | None = None
+    ) -> None:
         self.storage = storage
         self.server = Server("kaleyra", port=port)
         self.rng = random.Random(f"kaleyra:{seed}")
@@ -299,5 +302,7 @@ class KaleyraStandIn:
         )
 
 
-def create(storage: Any, *, port: int = 0, seed: int = 0, recordings: int | None = None) -> KaleyraStandIn:
+def create(
+    storage: Storage, *, port: int = 0, seed: int = 0, recordings: int | None = None
+) -> KaleyraStandIn:
     return KaleyraStandIn(storage, port=port, seed=seed, recordings=recordings)

@@ -8,7 +8,16 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from recfetch.sandbox.httpserver import PLANTED_SECRET, Fault, Request, Response, Server, json_response
+from recfetch.sandbox.httpserver import (
+    PLANTED_SECRET,
+    Fault,
+    Handler,
+    Request,
+    Response,
+    Server,
+    json_response,
+)
+from recfetch.sandbox.storage import Storage
 
 CLIENT_ID = "kismet-sandbox-client-id"
 CLIENT_SECRET = "kismet-sandbox-secret-4f9c2a7e"
@@ -38,7 +47,9 @@ class KismetStandIn:
 
     name = "kismet"
 
-    def __init__(self, storage: Any, *, port: int = 0, seed: int = 0, recordings: int | None = None) -> None:
+    def __init__(
+        self, storage: Storage, *, port: int = 0, seed: int = 0, recordings: int | None = None
+    ) -> None:
         self.storage = storage
         self.server = Server("kismet", port=port)
         self.rng = random.Random(f"kismet:{seed}")
@@ -287,7 +298,7 @@ class KismetStandIn:
         s.route("GET", egresses)(self._guard(self._list_egresses))
         s.route("GET", egress)(self._guard(self._show_egress))
 
-    def _guard(self, handler: Any) -> Any:
+    def _guard(self, handler: Handler) -> Handler:
         def wrapped(request: Request) -> Response:
             if (
                 request.header("X-Client-ID") != CLIENT_ID
@@ -321,9 +332,9 @@ class KismetStandIn:
             uid = _positive(request.params.get("uid"))
             user = self.users.get(uid) if uid else None
             cid = _positive(request.params.get("cid"))
-            call = self.calls[uid].get(cid) if user and cid else None
+            call = self.calls[uid].get(cid) if uid and user and cid else None
             eid = _positive(request.params.get("eid"))
-            egress = self.egresses[cid].get(eid) if call and eid else None
+            egress = self.egresses[cid].get(eid) if cid and call and eid else None
         return user, call, egress
 
     def _list_users(self, request: Request) -> Response:
@@ -385,6 +396,6 @@ def _not_found() -> Response:
     return json_response({"error": "Not Found"}, 404)
 
 
-def create(storage: Any, *, port: int = 0, seed: int = 0, recordings: int | None = None) -> KismetStandIn:
+def create(storage: Storage, *, port: int = 0, seed: int = 0, recordings: int | None = None) -> KismetStandIn:
     """The Kismet stand-in, its media stored in ``storage`` (not started: `Sandbox.start` does that)."""
     return KismetStandIn(storage, port=port, seed=seed, recordings=recordings)

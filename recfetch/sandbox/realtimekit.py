@@ -14,6 +14,7 @@ from typing import Any
 
 from recfetch.sandbox.httpserver import PLANTED_SECRET, Fault, Request, Response, Server, json_response
 from recfetch.sandbox.realtimekit_bodies import public_storage, start_problem, track_problem
+from recfetch.sandbox.storage import Storage
 
 ACCOUNT_ID = "c0ffee00c0ffee00c0ffee00c0ffee00"
 APP_ID = "2a95132c15732412d22c1476fa83f27a"  # the spec's example app_id
@@ -86,7 +87,9 @@ class RealtimeKitStandIn:
 
     name = "realtimekit"
 
-    def __init__(self, storage: Any, *, port: int = 0, seed: int = 0, recordings: int | None = None) -> None:
+    def __init__(
+        self, storage: Storage, *, port: int = 0, seed: int = 0, recordings: int | None = None
+    ) -> None:
         self.storage = storage
         self.server = Server("realtimekit", port=port)
         self.rng = random.Random(f"realtimekit:{seed}")
@@ -288,7 +291,8 @@ class RealtimeKitStandIn:
         return out
 
     def storage_key(self, rid: str, *, audio: bool = False) -> str:
-        return self.recordings[rid]["audio_key" if audio else "key"]
+        key: str = self.recordings[rid]["audio_key" if audio else "key"]
+        return key
 
     def rate_limit_next(self, *, times: int | None = 1, retry_after: int = 1) -> Fault:
         """The gateway's 429 (code 971) with Retry-After, for the next API request(s)."""
@@ -333,7 +337,7 @@ class RealtimeKitStandIn:
     # -- shapes -------------------------------------------------------------------
     def _expired(self, rec: dict[str, Any]) -> bool:
         ended = rec["stopped_time"] or rec["invoked_time"]
-        return rec["status"] == "UPLOADED" and rec["bucket"] and ended + RETENTION <= self._clock()
+        return rec["status"] == "UPLOADED" and bool(rec["bucket"]) and ended + RETENTION <= self._clock()
 
     def _downloadable(self, rec: dict[str, Any]) -> bool:
         return rec["status"] == "UPLOADED" and bool(rec["key"]) and not self._expired(rec)
@@ -673,7 +677,7 @@ def _with_header(response: Response, key: str, value: str) -> Response:
 
 
 def create(
-    storage: Any, *, port: int = 0, seed: int = 0, recordings: int | None = None
+    storage: Storage, *, port: int = 0, seed: int = 0, recordings: int | None = None
 ) -> RealtimeKitStandIn:
     """The sandbox hook: a RealtimeKit stand-in storing its media in ``storage``."""
     return RealtimeKitStandIn(storage, port=port, seed=seed, recordings=recordings)

@@ -483,10 +483,10 @@ class Storage:
         headers["Content-Length"] = str(length)
         if obj.path is not None and not self._rate:
             return Response(status, FileBody(str(obj.path), start, length), headers, length=length)
-        body = obj.read(start, length)
+        chunks = obj.read(start, length)
         if self._rate:
-            body = _paced(body, self._rate)
-        return Response(status, body, headers, length=length)
+            chunks = _paced(chunks, self._rate)
+        return Response(status, chunks, headers, length=length)
 
     @staticmethod
     def _if_range_holds(request: Request, obj: _Object) -> bool:
