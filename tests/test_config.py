@@ -183,6 +183,24 @@ def test_config_show_reports_cmd_secrets_without_running_them(cli, config_file: 
     assert not marker.exists()
 
 
+def test_config_show_reports_a_destination_cmd_secret_without_running_it(
+    cli, config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+    marker = tmp_path / "ran"
+    table = {"aws_region": "eu-west-1", "aws_secret_access_key_cmd": f"touch {marker}; echo s3cr3t"}
+    write(config_file, {"profiles": {"default": {"destination": table}}})
+    dest = show(cli)["destination"]
+    assert dest["aws_secret_access_key"] == {
+        "value": "<from aws_secret_access_key_cmd>", "source": "cmd", "secret": True
+    }
+    assert dest["aws_region"] == {"value": "eu-west-1", "source": "file", "secret": False}
+    assert "aws_access_key_id" not in dest  # unset keys are left out
+    assert not marker.exists()
+
+
 # ---------------------------------------------------------------------------
 # `_cmd` secrets and env overrides against the sandbox
 
