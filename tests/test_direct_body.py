@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from recfetch.download import Downloader, receive, transport
+from recfetch.download import Downloader, partfile, receive, transport
 from recfetch.providers.base import DownloadTarget, Recording
 
 Script = Callable[[bytes], list[bytes]]
@@ -243,3 +243,21 @@ def test_a_large_body_cut_short_keeps_what_arrived_for_the_next_attempt(
     assert resumed.outcome == "downloaded" and resumed.reason == "resumed"
     assert path.read_bytes() == body
     assert b"range: bytes=%d-" % sent in server.requests[-1].lower()
+
+
+def test_a_buffer_is_not_refilled_before_the_slow_hasher_is_done_with_it(
+    serve: Callable[[Script], RawServer], engine: Downloader, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    absorb = partfile.Hasher.absorb
+
+    def slow(self: partfile.Hasher, data: bytes | memoryview) -> None:
+        time.sleep(0.01)  # the receiver outruns the hash and must wait for its buffers
+        absorb(self, data)
+
+    monkeypatch.setattr(partfile.Hasher, "absorb", slow)
+    monkeypatch.setattr(receive, "DIRECT_BODY_MIN", 0)
+    body = body_of(12 * engine.read_size + 5)  # three times round the ring of buffers
+    server = serve(lambda request: [head_for(body) + body])
+    path = fetch(engine, server.url + "/slow.mp3", tmp_path / "slow.mp3", len(body))
+    assert path.read_bytes() == body  # and fetch() checked the sha256 against these bytes
