@@ -144,9 +144,10 @@ def list_recordings(rt: Runtime, name: str, opts: ListOptions, fmt: str) -> None
         rt.ui.debug(f"time window (UTC): {window_text(query)}")
     shard = parse_shard(opts.shard) if opts.shard else None
     provider = rt.provider(name, options=query.options)
+    with_raw = fmt != "table"  # the table shows no raw: it is then never cleaned
     try:
         records = (
-            r.to_dict()
+            r.to_dict(raw=with_raw)
             for r in Limited(provider.iter_recordings(query), opts.limit, rt.ui)
             if shard is None or shard.takes(r.ref)
         )
