@@ -177,9 +177,8 @@ class LazyRaw(Mapping[Any, Any]):
         clean = self._clean
         if clean is None:
             assert source is not None
-            if self._drop:
-                source = {k: v for k, v in source.items() if k not in self._drop}
-            clean = _clean_mapping(source, self._redact, ScrubbedRaw())
+            keys = _dropping(self._drop) if self._drop else _KEYS
+            clean = _clean_mapping(source, self._redact, ScrubbedRaw(), keys)
             self._clean = clean  # two threads reading at once both make the same clean copy
             self._source = None
         return clean
@@ -217,21 +216,26 @@ def _clean(value: Any, redact: bool) -> Any:
     return valid_text(value)
 
 
-def _clean_mapping(value: Mapping[Any, Any], redact: bool, out: dict[Any, Any]) -> dict[Any, Any]:
-    keys = _KEYS
+def _clean_mapping(
+    value: Mapping[Any, Any], redact: bool, out: dict[Any, Any], keys: dict[str, Any] | None = None
+) -> dict[Any, Any]:
+    """``keys``: the key table to use (`_KEYS`, or one of `_dropping`'s for a top level)."""
+    if keys is None:
+        keys = _KEYS
     for k, v in value.items():
         key = keys.get(k)
         if key is None:
-            key = _clean_key(k)
+            key = _clean_key(k, keys)
         if key is _DROP:
             continue
-        if isinstance(v, str):
+        kind = type(v)
+        if kind is str:
             if v[:1] in _H or not v.isascii():  # else plain text: kept as it is (the usual case)
                 v = _clean_text(v, redact)
                 if v is _DROP:
                     continue
-        elif v is not None and type(v) not in _SCALARS:
-            v = _clean(v, redact)
+        elif v is not None and kind not in _SCALARS:
+            v = _clean(v, redact)  # a str subclass too: cleaned there as text
         out[key] = v
     return out
 
@@ -240,11 +244,22 @@ _KEYS: dict[str, Any] = {}
 """Key name -> the key as written in a clean mapping, or `_DROP` for a credential's key: the
 same few dozen names come on every record (up to `_KEY_VERDICTS_MAX` names are remembered)."""
 
+_DROPPING: dict[frozenset[str], dict[str, Any]] = {}
 
-def _clean_key(key: Any) -> Any:
+
+def _dropping(drop: frozenset[str]) -> dict[str, Any]:
+    """A key table like `_KEYS` in which the names in ``drop`` are `_DROP` too: a `LazyRaw`
+    leaves its ``drop`` keys out in the one walk that cleans it, without a filtered copy first."""
+    keys = _DROPPING.get(drop)
+    if keys is None:
+        keys = _DROPPING[drop] = dict.fromkeys(drop, _DROP)
+    return keys
+
+
+def _clean_key(key: Any, keys: dict[str, Any]) -> Any:
     clean = _DROP if is_credential_key(key) else valid_str(key) if isinstance(key, str) else valid_text(key)
-    if type(key) is str and len(_KEYS) < _KEY_VERDICTS_MAX:
-        _KEYS[key] = clean
+    if type(key) is str and len(keys) < _KEY_VERDICTS_MAX:
+        keys[key] = clean
     return clean
 
 
