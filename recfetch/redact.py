@@ -234,8 +234,12 @@ def _clean_mapping(
                 v = _clean_text(v, redact)
                 if v is _DROP:
                     continue
+        elif kind is dict:  # a nested object, the usual container: no detour through `_clean`
+            v = _clean_mapping(v, redact, {})
         elif v is not None and kind not in _SCALARS:
-            v = _clean(v, redact)  # a str subclass too: cleaned there as text
+            v = _clean(v, redact)  # a list, another mapping, or a str subclass (text: may be dropped)
+            if v is _DROP:
+                continue
         out[key] = v
     return out
 
