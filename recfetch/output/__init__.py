@@ -182,8 +182,10 @@ TABLE_COLUMNS = ("ref", "status", "started_at", "duration_s", "size_bytes", "dir
 CSV_COLUMNS = RECORD_FIELDS
 
 
-_ENCODE_JSON = json.JSONEncoder(ensure_ascii=False).encode
-"""`json.dumps(value, ensure_ascii=False)` without building an encoder per record."""
+_ENCODE_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+"""`json.dumps(value, ensure_ascii=False)` without building an encoder per record, and without
+its cycle check (an id noted and dropped per object): records and events are trees, nothing in
+them refers back to itself."""
 
 
 def write_records(
