@@ -236,8 +236,9 @@ class RealtimeKitProvider(Provider, info=REALTIMEKIT):
                 )
             if self.on_page is not None:
                 self.on_page([ref_of(obj, audio) for obj in data if isinstance(obj, dict) and obj.get("id")])
+            where = f"page {page}"
             for obj in data:
-                recording = self._record(obj, audio=audio, where=f"page {page}")
+                recording = self._record(obj, audio=audio, where=where)
                 if guard.is_new(str(obj["id"]).strip()) and in_window(obj, query.since, query.until):
                     yield recording
             more = bool(data) and not last_page(body.get("paging"), len(data))

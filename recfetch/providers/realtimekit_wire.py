@@ -251,7 +251,8 @@ def ref_of(obj: Mapping[str, Any], audio: bool) -> str:
 
 def recording_of(obj: Any, *, profile: str, audio: bool, where: str) -> Recording:
     """One RealtimeKit recording object (or its audio export, ``audio``) as a Recording."""
-    if not isinstance(obj, dict) or not text_of(obj.get("id")):
+    ident = text_of(obj.get("id")) if isinstance(obj, dict) else None
+    if not ident:
         raise ProviderError(
             f"RealtimeKit sent a recording without an id ({where})",
             hint="check that base_url points at the Cloudflare API",
@@ -285,7 +286,7 @@ def recording_of(obj: Any, *, profile: str, audio: bool, where: str) -> Recordin
         filename = name
         size = _int(obj.get("file_size"))
     duration = obj.get("recording_duration")
-    rid = ref_of(obj, audio)
+    rid = ident + AUDIO_SUFFIX if audio else ident  # as `ref_of`, from the id read once above
     return Recording(
         provider=NAME,
         profile=profile,
