@@ -280,5 +280,5 @@ def _clean_text(text: str, redact: bool) -> Any:
 
 _DROP = object()
 """A value that `clean_raw` leaves out."""
-_H = ("h", "H")
+_H = frozenset("hH")  # a set: `v[:1] in _H` is one hash lookup
 _SCALARS = frozenset({int, float, bool})
