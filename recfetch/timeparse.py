@@ -73,7 +73,7 @@ def parse_provider_time(value: object) -> datetime | None:
         except ValueError:
             pass
         else:
-            return _utc(parsed)
+            return parsed if parsed.tzinfo is UTC else _utc(parsed)  # a Z: UTC already (no call)
     if value is None or isinstance(value, bool) or value in ("", 0):
         return None
     if isinstance(value, str) and _EPOCH.match(value.strip()):
