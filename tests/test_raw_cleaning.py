@@ -206,3 +206,38 @@ def test_an_iso_provider_time_reads_as_it_does_in_general(text: str) -> None:
     got = parse_provider_time(text)
     want = _provider_time_in_general(text)
     assert got == want and (got is None or got.tzinfo is want.tzinfo)
+
+
+def _iso_by_isoformat(value: Any) -> str:
+    """`iso` by its definition (before it formatted the fields itself)."""
+    from datetime import UTC
+
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds").replace("+00:00", "Z")
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.datetimes(timezones=st.one_of(st.none(), st.timezones())))
+def test_iso_writes_what_isoformat_would(value: Any) -> None:
+    from recfetch.providers.base import iso
+
+    try:
+        want = _iso_by_isoformat(value)
+    except OverflowError:  # a time at the very edge of the calendar that has no UTC equivalent
+        return
+    assert iso(value) == want
+
+
+class _Unreadable(dict):  # type: ignore[type-arg]
+    """A provider object that fails the test if anything reads it."""
+
+    def items(self) -> Any:
+        raise AssertionError("raw was read")
+
+    def __iter__(self) -> Any:
+        raise AssertionError("raw was read")
+
+
+def test_a_record_without_raw_never_cleans_it() -> None:
+    rec = Recording(provider="p", profile="x", ref="r", id="r", raw=LazyRaw(_Unreadable(secret="s")))
+    assert tuple(rec.to_dict(raw=False)) == tuple(f for f in RECORD_FIELDS if f != "raw")
