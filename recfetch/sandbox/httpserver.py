@@ -216,10 +216,23 @@ class Server:
         return json_response({"error": "not found"}, 404)
 
 
+ACCEPT_TIMEOUT = 1.0
+"""How long the serving loop's accept() waits for a connection select() reported."""
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        # select() can report a connection that is gone (reset) by the time accept() runs;
+        # a blocking accept() would then wait for the next client, and shutdown() for it.
+        # With a timeout it gives up (an OSError, which serve_forever skips) and the loop
+        # goes on. Accepted sockets are still blocking (socket.accept sees to that), and
+        # a TLS wrapper keeps the timeout.
+        self.socket.settimeout(ACCEPT_TIMEOUT)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-transfer (a stopped download, a resumed
