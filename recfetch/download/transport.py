@@ -33,6 +33,7 @@ from urllib.request import (  # type: ignore[attr-defined]  # typeshed lacks pro
 import httpcore
 import httpx
 
+from recfetch.download.http_rules import content_length
 from recfetch.providers._http import USER_AGENT
 from recfetch.tls import shared_ssl_context
 
@@ -275,6 +276,34 @@ class _TunedStream(httpcore.NetworkStream):
             return n
         if self._eof:
             return 0
+        return self._fill(view, timeout)
+
+    @property
+    def has_socket(self) -> bool:
+        return self._sock is not None
+
+    def _gulp(self, timeout: float | None) -> bytes:
+        """Up to this moment's read size, received into this connection's reused buffer and
+        handed on as an exact-size copy."""
+        if self._eof:
+            return b""
+        # Fewer bytes than httpcore's 64 KiB when many connections share the budget.
+        want = self._backend.read_size_now()
+        if self._sock is None:
+            data = self._patiently(lambda slice_: self._inner.read(want, slice_), timeout)
+            self._eof = not data
+            return data
+        buffer = self._buffer
+        if buffer is None or len(buffer) < want or len(buffer) > 2 * want:
+            # More connections share the budget now (a smaller one), or fewer (a bigger one).
+            buffer = self._buffer = bytearray(want)
+        with memoryview(buffer) as view:
+            n = self._fill(view[:want], timeout)
+            return view[:n].tobytes()
+
+    def _fill(self, view: memoryview, timeout: float | None) -> int:
+        """One recv() into ``view``, then what TLS has already decrypted, up to its length;
+        0 at the end of the stream."""
         n = self._patiently(lambda slice_: self._recv_into(view, slice_), timeout)
         if n == 0:
             self._eof = True
@@ -289,38 +318,6 @@ class _TunedStream(httpcore.NetworkStream):
                 break
             n += more
         return n
-
-    @property
-    def has_socket(self) -> bool:
-        return self._sock is not None
-
-    def _gulp(self, timeout: float | None) -> bytes:
-        """Up to this moment's read size, coalescing what TLS has already decrypted."""
-        if self._eof:
-            return b""
-        # Fewer bytes than httpcore's 64 KiB when many connections share the budget.
-        want = self._backend.read_size_now()
-        if self._buffer is not None and len(self._buffer) > 2 * want:
-            self._buffer = None  # more connections share the budget now: a smaller one
-        data = self._patiently(lambda slice_: self._recv(want, slice_), timeout)
-        if not data:
-            self._eof = True
-            return b""
-        if len(data) >= want:
-            return data
-        parts = [data]
-        got = len(data)
-        while got < want and self._ready():
-            try:
-                more = self._recv(want - got, timeout)
-            except (httpcore.ReadError, httpcore.ReadTimeout):
-                break  # hand over what arrived; the next read reports the failure
-            if not more:
-                self._eof = True
-                break
-            parts.append(more)
-            got += len(more)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _cut_head(self, data: bytes) -> bytes:
         """``data`` up to the end of the awaited response head; the rest waits in _pending."""
@@ -362,17 +359,6 @@ class _TunedStream(httpcore.NetworkStream):
             return bool(self._poll.poll(0))
         except (OSError, ValueError):
             return False
-
-    def _recv(self, want: int, timeout: float | None) -> bytes:
-        """One recv() of up to ``want`` bytes into this connection's reused buffer."""
-        if self._sock is None:
-            return self._inner.read(want, timeout)
-        buffer = self._buffer
-        if buffer is None or len(buffer) < want:
-            buffer = self._buffer = bytearray(want)
-        with memoryview(buffer) as view:
-            n = self._recv_into(view[:want], timeout)
-            return view[:n].tobytes()
 
     def _recv_into(self, view: memoryview, timeout: float | None) -> int:
         sock = self._sock
@@ -483,11 +469,11 @@ def direct_body(response: httpx.Response, *, min_length: int) -> DirectBody | No
     headers = response.headers
     if "transfer-encoding" in headers or "content-encoding" in headers:
         return None
-    value = headers.get("content-length", "").strip()
-    if not (value.isascii() and value.isdigit()) or int(value) < min_length:
+    length = content_length(headers)
+    if length is None or length < min_length:
         return None
     timeouts = response.request.extensions.get("timeout") or {}
-    return DirectBody(stream, response.request, int(value), timeouts.get("read"))
+    return DirectBody(stream, response.request, length, timeouts.get("read"))
 
 
 class _TunedBackend(httpcore.NetworkBackend):
