@@ -35,6 +35,9 @@ log = logging.getLogger("recfetch.download")
 MAX_REDIRECTS = 5
 SNIFF_BYTES = 64
 ERROR_BODY_LIMIT = 16 * 1024
+Chunk = bytes | memoryview
+"""Body bytes as received: through httpx, or in a .part's receive buffer (`_received`)."""
+
 DIRECT_BODY_MIN = 16 << 20
 """A body at least this long, for a transfer running alone, goes from the socket straight
 into the .part's buffers (`transport.DirectBody`); its connection is not reused."""
@@ -117,7 +120,7 @@ def receive(job: _Job, response: httpx.Response, offset: int) -> bool:
     if media_type and media_type != "application/octet-stream":
         job.media_type = media_type
     coding = _coding(job, response)
-    chunks: Iterable[bytes] | Iterable[memoryview] | Iterable[bytes | memoryview]
+    chunks: Iterable[Chunk]
     end: int | None = None
     if response.status_code == 206:
         if coding:
@@ -218,7 +221,7 @@ def _coding(job: _Job, response: httpx.Response) -> str | None:
 
 def _accept_whole(
     job: _Job, response: httpx.Response, offset: int, coding: str | None
-) -> tuple[Iterator[bytes | memoryview], bool]:
+) -> tuple[Iterator[Chunk], bool]:
     """Check a 200 (the whole object from byte 0); returns its body and whether it is framed.
 
     An encoded body is decoded as it arrives; its Content-Length counts encoded
@@ -234,7 +237,7 @@ def _accept_whole(
             ),
             "size mismatch",
         )
-    raw: Iterator[bytes] | Iterator[memoryview]
+    raw: Iterator[Chunk]
     if coding:
         raw = Decoder(coding, job.engine.read_size).iterate(response.iter_raw())
     else:
@@ -254,7 +257,7 @@ def _accept_whole(
     return _chain(head, rest), framed
 
 
-def _raw_body(job: _Job, response: httpx.Response) -> Iterator[bytes] | Iterator[memoryview]:
+def _raw_body(job: _Job, response: httpx.Response) -> Iterator[Chunk]:
     """The body's bytes as they arrive: straight into the .part's buffers when the
     transfer runs alone and the body is long, else through httpx."""
     part = job.part
@@ -274,9 +277,7 @@ def _received(part: PartFile, body: DirectBody) -> Iterator[memoryview]:
         yield view[:n]
 
 
-def _write_body(
-    job: _Job, chunks: Iterable[bytes] | Iterable[memoryview] | Iterable[bytes | memoryview]
-) -> int:
+def _write_body(job: _Job, chunks: Iterable[Chunk]) -> int:
     """Stream ``chunks`` into the .part; returns its size.
 
     Whatever stops the body, the bytes already received are on disk: the next
@@ -297,11 +298,9 @@ def _write_body(
     return part.size
 
 
-def _peek(
-    chunks: Iterator[bytes] | Iterator[memoryview], n: int
-) -> tuple[bytes | memoryview, Iterator[bytes] | Iterator[memoryview]]:
+def _peek(chunks: Iterator[Chunk], n: int) -> tuple[Chunk, Iterator[Chunk]]:
     """At least ``n`` leading bytes (fewer at the end of the body) and the rest."""
-    parts: list[bytes | memoryview] = []
+    parts: list[Chunk] = []
     got = 0
     for chunk in chunks:
         parts.append(chunk)
@@ -311,9 +310,7 @@ def _peek(
     return (parts[0] if len(parts) == 1 else b"".join(parts)), chunks
 
 
-def _chain(
-    head: bytes | memoryview, rest: Iterator[bytes] | Iterator[memoryview]
-) -> Iterator[bytes | memoryview]:
+def _chain(head: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
     if head:
         yield head
     yield from rest
