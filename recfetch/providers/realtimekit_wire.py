@@ -246,7 +246,12 @@ def _gateway_error(status: int, errors: list[Any], *, account_id: str, app_id: s
 
 def ref_of(obj: Mapping[str, Any], audio: bool) -> str:
     """The ref of a recording object with an id (of its audio export, ``audio``)."""
-    return str(obj["id"]).strip() + (AUDIO_SUFFIX if audio else "")
+    return _ref(str(obj["id"]).strip(), audio)
+
+
+def _ref(ident: str, audio: bool) -> str:
+    """The ref of the recording with id ``ident`` (of its audio export, ``audio``)."""
+    return ident + AUDIO_SUFFIX if audio else ident
 
 
 def recording_of(obj: Any, *, profile: str, audio: bool, where: str) -> Recording:
@@ -286,7 +291,7 @@ def recording_of(obj: Any, *, profile: str, audio: bool, where: str) -> Recordin
         filename = name
         size = _int(obj.get("file_size"))
     duration = obj.get("recording_duration")
-    rid = ident + AUDIO_SUFFIX if audio else ident  # as `ref_of`, from the id read once above
+    rid = _ref(ident, audio)  # the id read once above
     return Recording(
         provider=NAME,
         profile=profile,
